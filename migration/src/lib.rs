@@ -1,0 +1,18 @@
+//! loupe's database schema. Each migration uses the schema builder only (no
+//! entities), so it stays valid whatever the entities become.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_tables;
+mod m20261124_000002_review_and_audit;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_tables::Migration),
+            Box::new(m20261124_000002_review_and_audit::Migration),
+        ]
+    }
+}

@@ -1,0 +1,582 @@
+use super::entities::items::{self, Entity as Items};
+use super::entities::labels;
+use super::entities::projects;
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, Order, Query};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait, Value,
+};
+use std::collections::{HashMap, HashSet};
+
+pub use items::Model as Item;
+
+/// One row of an import, already checked by the domain layer.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub external_id: String,
+    pub text: Option<String>,
+    pub features: Option<Vec<f64>>,
+    pub meta: Option<serde_json::Value>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub labeled: u64,
+}
+
+pub fn encode_features(f: &[f64]) -> Vec<u8> {
+    f.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn decode_features(b: &[u8]) -> Vec<f64> {
+    b.chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8-byte chunk")))
+        .collect()
+}
+
+const CHUNK: usize = 1000;
+
+/// Imports a batch in one transaction: rows whose `external_id` exists (in
+/// the project or earlier in the batch) are counted as duplicates and left as
+/// they were; pre-labelled rows get a label row from `importer`.
+pub async fn import(
+    db: &sea_orm::DatabaseConnection,
+    project_id: i64,
+    feature_len: Option<i32>,
+    rows: Vec<NewItem>,
+    importer: (i64, &str),
+    initial_score: impl Fn(usize) -> f64,
+) -> Result<ImportOutcome, DbErr> {
+    let txn = db.begin().await?;
+    let mut out = ImportOutcome::default();
+    let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
+    let mut fresh = Vec::with_capacity(rows.len());
+    for r in rows {
+        if seen.insert(r.external_id.clone()) {
+            fresh.push(r);
+        } else {
+            out.duplicates += 1;
+        }
+    }
+    // Drop rows whose external id is already in the project.
+    let mut keep = Vec::with_capacity(fresh.len());
+    for chunk in fresh.chunks(CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
+        let existing: HashSet<String> = Items::find()
+            .select_only()
+            .column(items::Column::ExternalId)
+            .filter(items::Column::ProjectId.eq(project_id))
+            .filter(items::Column::ExternalId.is_in(ids))
+            .into_tuple::<String>()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect();
+        for r in chunk {
+            if existing.contains(&r.external_id) {
+                out.duplicates += 1;
+            } else {
+                keep.push(r.clone());
+            }
+        }
+    }
+    let now = Utc::now();
+    let mut labeled_ext: HashMap<String, String> = HashMap::new();
+    for (ci, chunk) in keep.chunks(CHUNK).enumerate() {
+        let models = chunk.iter().enumerate().map(|(i, r)| {
+            if let Some(l) = &r.label {
+                labeled_ext.insert(r.external_id.clone(), l.clone());
+            }
+            items::ActiveModel {
+                id: NotSet,
+                project_id: Set(project_id),
+                external_id: Set(r.external_id.clone()),
+                text: Set(r.text.clone()),
+                features: Set(r.features.as_deref().map(encode_features)),
+                meta: Set(r.meta.clone()),
+                status: Set(if r.label.is_some() {
+                    "labeled"
+                } else {
+                    "unlabeled"
+                }
+                .into()),
+                score: Set(initial_score(ci * CHUNK + i)),
+                lease_owner: Set(None),
+                lease_expires_at: Set(None),
+                pred_label: Set(None),
+                pred_confidence: Set(None),
+                pred_version: Set(None),
+                final_label: Set(r.label.clone()),
+                decided_by: Set(r.label.as_ref().map(|_| "human".to_string())),
+                created_at: Set(now),
+                tier: Set(None),
+                blind: Set(false),
+                audit: Set(false),
+            }
+        });
+        let res = Items::insert_many(models)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    items::Column::ProjectId,
+                    items::Column::ExternalId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        out.inserted += res;
+        out.duplicates += chunk.len() as u64 - res;
+    }
+    // Label rows for the pre-labelled items that were inserted.
+    if !labeled_ext.is_empty() {
+        let exts: Vec<String> = labeled_ext.keys().cloned().collect();
+        for chunk in exts.chunks(CHUNK) {
+            let ids: Vec<(i64, String)> = Items::find()
+                .select_only()
+                .column(items::Column::Id)
+                .column(items::Column::ExternalId)
+                .filter(items::Column::ProjectId.eq(project_id))
+                .filter(items::Column::ExternalId.is_in(chunk.iter().map(|s| s.as_str())))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            let rows: Vec<labels::ActiveModel> = ids
+                .into_iter()
+                .map(|(id, ext)| labels::ActiveModel {
+                    id: NotSet,
+                    project_id: Set(project_id),
+                    item_id: Set(id),
+                    label: Set(labeled_ext[&ext].clone()),
+                    annotator_id: Set(importer.0),
+                    annotator: Set(importer.1.to_string()),
+                    source: Set("import".into()),
+                    duration_ms: Set(None),
+                    created_at: Set(now),
+                    undone_at: Set(None),
+                })
+                .collect();
+            out.labeled += rows.len() as u64;
+            if !rows.is_empty() {
+                labels::Entity::insert_many(rows)
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
+        }
+    }
+    if let Some(len) = feature_len {
+        projects::Entity::update_many()
+            .col_expr(projects::Column::FeatureLen, Expr::value(len))
+            .filter(projects::Column::Id.eq(project_id))
+            .filter(projects::Column::FeatureLen.is_null())
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+pub async fn get(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    id: i64,
+) -> Result<Option<Item>, DbErr> {
+    Items::find_by_id(id)
+        .filter(items::Column::ProjectId.eq(project_id))
+        .one(db)
+        .await
+}
+
+pub async fn get_by_external(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    external_id: &str,
+) -> Result<Option<Item>, DbErr> {
+    Items::find()
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+}
+
+/// A page of items in id order, after `after`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    status: Option<&str>,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<Item>, DbErr> {
+    let mut q = Items::find().filter(items::Column::ProjectId.eq(project_id));
+    if let Some(s) = status {
+        q = q.filter(items::Column::Status.eq(s));
+    }
+    if let Some(a) = after {
+        q = q.filter(items::Column::Id.gt(a));
+    }
+    q.order_by_asc(items::Column::Id).limit(limit).all(db).await
+}
+
+/// Leases the next `n` items of a status to `owner` in one atomic statement:
+/// `UPDATE … WHERE id IN (SELECT … ORDER BY score DESC LIMIT n FOR UPDATE
+/// SKIP LOCKED) RETURNING *`. On PostgreSQL concurrent callers skip each
+/// other's rows; SQLite runs the single statement atomically.
+#[allow(clippy::too_many_arguments)] // one statement, every knob of the queue
+pub async fn lease_next(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    status: &str,
+    owner: i64,
+    n: u64,
+    lease_ms: i64,
+    include_escalated: bool,
+    skip_labeled_by_owner: bool,
+) -> Result<Vec<Item>, DbErr> {
+    let now = super::now_ms();
+    let mut sub = Query::select();
+    if skip_labeled_by_owner {
+        // k labels per item come from k different people.
+        sub.and_where(
+            items::Column::Id.not_in_subquery(
+                Query::select()
+                    .column(labels::Column::ItemId)
+                    .from(labels::Entity)
+                    .and_where(labels::Column::ProjectId.eq(project_id))
+                    .and_where(labels::Column::AnnotatorId.eq(owner))
+                    .and_where(labels::Column::UndoneAt.is_null())
+                    .to_owned(),
+            ),
+        );
+    }
+    if !include_escalated {
+        sub.cond_where(
+            Condition::any()
+                .add(items::Column::Tier.is_null())
+                .add(items::Column::Tier.ne("escalate")),
+        );
+    }
+    let sub = sub
+        .column(items::Column::Id)
+        .from(items::Entity)
+        .and_where(items::Column::ProjectId.eq(project_id))
+        .and_where(items::Column::Status.eq(status))
+        .cond_where(
+            Condition::any()
+                .add(items::Column::LeaseExpiresAt.is_null())
+                .add(items::Column::LeaseExpiresAt.lt(now)),
+        )
+        .order_by(items::Column::Score, Order::Desc)
+        .order_by(items::Column::Id, Order::Asc)
+        .limit(n)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    let mut rows = Items::update_many()
+        .col_expr(items::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+        .filter(items::Column::Id.in_subquery(sub))
+        .exec_with_returning(db)
+        .await?;
+    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    Ok(rows)
+}
+
+/// What training needs of a labelled item.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct TrainingRow {
+    pub id: i64,
+    pub text: Option<String>,
+    pub features: Option<Vec<u8>>,
+    pub final_label: Option<String>,
+}
+
+pub async fn labeled_rows(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> Result<Vec<TrainingRow>, DbErr> {
+    Items::find()
+        .select_only()
+        .columns([
+            items::Column::Id,
+            items::Column::Text,
+            items::Column::Features,
+            items::Column::FinalLabel,
+        ])
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("labeled"))
+        .filter(items::Column::FinalLabel.is_not_null())
+        .order_by_asc(items::Column::Id)
+        .into_model::<TrainingRow>()
+        .all(db)
+        .await
+}
+
+/// A page of unlabelled items (id order) for scoring.
+pub async fn unlabeled_page(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<TrainingRow>, DbErr> {
+    Items::find()
+        .select_only()
+        .columns([
+            items::Column::Id,
+            items::Column::Text,
+            items::Column::Features,
+            items::Column::FinalLabel,
+        ])
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        .filter(items::Column::Id.gt(after))
+        .order_by_asc(items::Column::Id)
+        .limit(limit)
+        .into_model::<TrainingRow>()
+        .all(db)
+        .await
+}
+
+/// A model's view of one pool item, written back after scoring.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub id: i64,
+    pub score: f64,
+    pub prediction: Option<(String, f64, i32)>,
+}
+
+/// Writes scores (and predictions) in batched statements:
+/// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
+/// which both SQLite (≥ 3.33) and PostgreSQL run.
+pub async fn write_scores(db: &impl ConnectionTrait, rows: &[Scored]) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    for chunk in rows.chunks(500) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let base = values.len();
+            let ph = |k: usize| match backend {
+                DbBackend::Postgres => format!("${}", base + k),
+                _ => "?".to_string(),
+            };
+            let (pl, pc, pv) = match &r.prediction {
+                Some((l, c, v)) => (Some(l.clone()), Some(*c), Some(*v)),
+                None => (None, None, None),
+            };
+            values.push(r.id.into());
+            values.push(r.score.into());
+            values.push(pl.into());
+            values.push(pc.into());
+            values.push(pv.into());
+            tuples.push(match backend {
+                DbBackend::Postgres => format!(
+                    "({}::bigint, {}::float8, {}::text, {}::float8, {}::int)",
+                    ph(1),
+                    ph(2),
+                    ph(3),
+                    ph(4),
+                    ph(5)
+                ),
+                _ => "(?, ?, ?, ?, ?)".to_string(),
+            });
+        }
+        let sql = format!(
+            "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
+             UPDATE items SET score = v.score, pred_label = v.pl, \
+             pred_confidence = v.pc, pred_version = v.pv \
+             FROM v WHERE items.id = v.id",
+            tuples.join(", ")
+        );
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A prediction stored with `enqueue: true`: routed to people (status
+/// `review`, with its tier) or accepted automatically (status `auto`,
+/// decided by the model; an audited one goes to review instead).
+pub struct StoredPrediction {
+    pub item: NewItem,
+    pub pred_label: String,
+    pub confidence: f64,
+    pub version: i32,
+    /// None: accepted automatically; Some(tier): sent to review.
+    pub review_tier: Option<&'static str>,
+    pub blind: bool,
+    pub audit: bool,
+}
+
+/// Stores predictions (least confident first in the review queue) and their
+/// routing decisions in the audit trail. An external id that exists keeps
+/// its item, untouched; its id is returned.
+pub async fn store_predictions(
+    db: &sea_orm::DatabaseConnection,
+    project_id: i64,
+    actor: &str,
+    rows: Vec<StoredPrediction>,
+) -> Result<Vec<i64>, DbErr> {
+    use super::entities::decisions;
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let exts: Vec<String> = rows.iter().map(|r| r.item.external_id.clone()).collect();
+    let existing: HashSet<String> = {
+        let mut e = HashSet::new();
+        for chunk in exts.chunks(CHUNK) {
+            e.extend(
+                Items::find()
+                    .select_only()
+                    .column(items::Column::ExternalId)
+                    .filter(items::Column::ProjectId.eq(project_id))
+                    .filter(items::Column::ExternalId.is_in(chunk.iter().map(|s| s.as_str())))
+                    .into_tuple::<String>()
+                    .all(&txn)
+                    .await?,
+            );
+        }
+        e
+    };
+    let fresh: Vec<&StoredPrediction> = rows
+        .iter()
+        .filter(|r| !existing.contains(&r.item.external_id))
+        .collect();
+    for chunk in fresh.chunks(CHUNK) {
+        let models = chunk.iter().map(|r| {
+            let auto = r.review_tier.is_none();
+            items::ActiveModel {
+                id: NotSet,
+                project_id: Set(project_id),
+                external_id: Set(r.item.external_id.clone()),
+                text: Set(r.item.text.clone()),
+                features: Set(r.item.features.as_deref().map(encode_features)),
+                meta: Set(r.item.meta.clone()),
+                status: Set(if auto { "auto" } else { "review" }.into()),
+                score: Set(1.0 - r.confidence),
+                lease_owner: Set(None),
+                lease_expires_at: Set(None),
+                pred_label: Set(Some(r.pred_label.clone())),
+                pred_confidence: Set(Some(r.confidence)),
+                pred_version: Set(Some(r.version)),
+                final_label: Set(auto.then(|| r.pred_label.clone())),
+                decided_by: Set(auto.then(|| "model".to_string())),
+                created_at: Set(now),
+                tier: Set(r.review_tier.map(str::to_string)),
+                blind: Set(r.blind),
+                audit: Set(r.audit),
+            }
+        });
+        Items::insert_many(models)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    items::Column::ProjectId,
+                    items::Column::ExternalId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    for chunk in exts.chunks(CHUNK) {
+        let found: Vec<(i64, String)> = Items::find()
+            .select_only()
+            .column(items::Column::Id)
+            .column(items::Column::ExternalId)
+            .filter(items::Column::ProjectId.eq(project_id))
+            .filter(items::Column::ExternalId.is_in(chunk.iter().map(|s| s.as_str())))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        ids.extend(found.into_iter().map(|(id, e)| (e, id)));
+    }
+    let trail: Vec<decisions::ActiveModel> = fresh
+        .iter()
+        .filter_map(|r| {
+            let id = *ids.get(&r.item.external_id)?;
+            let action = match (r.review_tier, r.audit) {
+                (_, true) => "audit",
+                (None, false) => "auto",
+                (Some("escalate"), false) => "route_escalate",
+                (Some(_), false) => "route_review",
+            };
+            Some(decisions::ActiveModel {
+                id: NotSet,
+                project_id: Set(project_id),
+                item_id: Set(id),
+                label_id: Set(None),
+                actor: Set(actor.to_string()),
+                action: Set(action.into()),
+                label: Set(r.review_tier.is_none().then(|| r.pred_label.clone())),
+                suggestion: Set(Some(r.pred_label.clone())),
+                suggestion_shown: Set(false),
+                model_version: Set(Some(r.version)),
+                created_at: Set(now),
+            })
+        })
+        .collect();
+    for chunk in trail.chunks(CHUNK) {
+        decisions::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(exts
+        .iter()
+        .map(|e| ids.get(e).copied().unwrap_or(0))
+        .collect())
+}
+
+/// Counts predictions per day and route (`INSERT … ON CONFLICT DO UPDATE`,
+/// the same statement on SQLite and PostgreSQL).
+pub async fn count_routes(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    day: &str,
+    counts: &[(&str, i64)],
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    for (route, n) in counts.iter().filter(|(_, n)| *n > 0) {
+        let sql = match backend {
+            DbBackend::Postgres => "INSERT INTO routing_daily (project_id, day, route, n) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (project_id, day, route) DO UPDATE SET n = routing_daily.n + excluded.n",
+            _ => "INSERT INTO routing_daily (project_id, day, route, n) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (project_id, day, route) DO UPDATE SET n = routing_daily.n + excluded.n",
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                project_id.into(),
+                (*day).into(),
+                (*route).into(),
+                (*n).into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Ends the caller's own leases on these items (skip, leaving the page).
+pub async fn release(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    owner: i64,
+    item_ids: &[i64],
+) -> Result<u64, DbErr> {
+    let res = Items::update_many()
+        .col_expr(items::Column::LeaseOwner, Expr::value(Option::<i64>::None))
+        .col_expr(
+            items::Column::LeaseExpiresAt,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::LeaseOwner.eq(owner))
+        .filter(items::Column::Id.is_in(item_ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}

@@ -1,0 +1,307 @@
+//! Item input: the three import formats, and the rules every row must meet.
+use super::LabelSet;
+use crate::db::items::NewItem;
+use serde::Deserialize;
+
+/// One item as a client sends it (import or predict).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemInput {
+    pub external_id: Option<String>,
+    pub text: Option<String>,
+    pub features: Option<Vec<f64>>,
+    pub meta: Option<serde_json::Value>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Ndjson,
+    Csv,
+}
+
+impl BodyFormat {
+    /// From a Content-Type (parameters such as charset ignored).
+    pub fn from_content_type(ct: &str) -> Option<BodyFormat> {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Some(BodyFormat::Json),
+            "application/x-ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+            | "application/jsonlines" => Some(BodyFormat::Ndjson),
+            "text/csv" | "application/csv" => Some(BodyFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+pub const MAX_FEATURES: usize = 100_000;
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+pub const MAX_EXTERNAL_ID: usize = 256;
+
+fn row_err(row: usize, msg: impl std::fmt::Display) -> String {
+    format!("row {row}: {msg}")
+}
+
+/// Parses a request body into rows; errors name the first bad row (1-based).
+pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<ItemInput>, String> {
+    match format {
+        BodyFormat::Json => {
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(body)
+                .map_err(|e| format!("body must be a JSON array of items: {e}"))?;
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, v)| serde_json::from_value(v).map_err(|e| row_err(i + 1, e)))
+                .collect()
+        }
+        BodyFormat::Ndjson => {
+            let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| serde_json::from_str(l).map_err(|e| row_err(i + 1, e)))
+                .collect()
+        }
+        BodyFormat::Csv => parse_csv(body),
+    }
+}
+
+fn parse_csv(body: &[u8]) -> Result<Vec<ItemInput>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(body);
+    let headers = rdr
+        .headers()
+        .map_err(|e| format!("CSV header: {e}"))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (ext, text, label, meta, feats) = (
+        col("external_id"),
+        col("text"),
+        col("label"),
+        col("meta"),
+        col("features"),
+    );
+    let named = [ext, text, label, meta, feats];
+    let feature_cols: Vec<usize> = (0..headers.len())
+        .filter(|i| !named.contains(&Some(*i)))
+        .collect();
+    if feats.is_some() && !feature_cols.is_empty() {
+        return Err(format!(
+            "CSV header: unknown column {:?} next to a 'features' column",
+            &headers[feature_cols[0]]
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let row = i + 1;
+        let rec = rec.map_err(|e| row_err(row, e))?;
+        let get = |c: Option<usize>| {
+            c.and_then(|c| rec.get(c))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let num = |s: &str, name: &str| -> Result<f64, String> {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| row_err(row, format!("{name}: {s:?} is not a number")))
+        };
+        let features = if let Some(f) = get(feats) {
+            Some(
+                f.split_whitespace()
+                    .map(|s| num(s, "features"))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        } else if !feature_cols.is_empty() {
+            Some(
+                feature_cols
+                    .iter()
+                    .map(|&c| num(rec.get(c).unwrap_or(""), &headers[c]))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        } else {
+            None
+        };
+        let meta = match get(meta) {
+            Some(m) => Some(
+                serde_json::from_str(&m)
+                    .map_err(|e| row_err(row, format!("meta is not JSON: {e}")))?,
+            ),
+            None => None,
+        };
+        out.push(ItemInput {
+            external_id: get(ext),
+            text: get(text),
+            features,
+            meta,
+            label: get(label),
+        });
+    }
+    Ok(out)
+}
+
+/// What rows are checked against.
+pub struct ItemRules<'a> {
+    pub labels: &'a LabelSet,
+    /// The project's feature length, if fixed by an earlier import.
+    pub feature_len: Option<usize>,
+    pub allow_label: bool,
+}
+
+/// Checks every row; the first bad one rejects the batch. Returns the rows
+/// and the feature length they share (if any has features).
+pub fn check_rows(
+    rows: Vec<ItemInput>,
+    rules: &ItemRules<'_>,
+) -> Result<(Vec<NewItem>, Option<usize>), String> {
+    let mut len = rules.feature_len;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, r) in rows.into_iter().enumerate() {
+        let row = i + 1;
+        out.push(check_row(r, rules, &mut len).map_err(|e| row_err(row, e))?);
+    }
+    Ok((out, len))
+}
+
+pub fn check_row(
+    r: ItemInput,
+    rules: &ItemRules<'_>,
+    len: &mut Option<usize>,
+) -> Result<NewItem, String> {
+    if r.text.is_none() && r.features.is_none() {
+        return Err("an item needs text, features, or both".into());
+    }
+    if let Some(t) = &r.text {
+        if t.len() > MAX_TEXT_BYTES {
+            return Err(format!("text is longer than {MAX_TEXT_BYTES} bytes"));
+        }
+    }
+    if let Some(f) = &r.features {
+        if f.is_empty() || f.len() > MAX_FEATURES {
+            return Err(format!("features must have 1–{MAX_FEATURES} numbers"));
+        }
+        if let Some(j) = f.iter().position(|x| !x.is_finite()) {
+            return Err(format!("features[{j}] is not a finite number"));
+        }
+        match len {
+            Some(n) if *n != f.len() => {
+                return Err(format!(
+                    "features has {} numbers; this project's items have {n}",
+                    f.len()
+                ))
+            }
+            Some(_) => {}
+            None => *len = Some(f.len()),
+        }
+    }
+    if let Some(m) = &r.meta {
+        if !(m.is_object() || m.is_null()) {
+            return Err("meta must be a JSON object".into());
+        }
+    }
+    let external_id = match r.external_id {
+        Some(e) if e.trim().is_empty() || e.len() > MAX_EXTERNAL_ID => {
+            return Err(format!(
+                "external_id must be 1–{MAX_EXTERNAL_ID} bytes and not blank"
+            ))
+        }
+        Some(e) => e,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    if let Some(l) = &r.label {
+        if !rules.allow_label {
+            return Err("label is not accepted here".into());
+        }
+        if rules.labels.index_of(l).is_none() {
+            return Err(format!("label {l:?} is not one of this project's labels"));
+        }
+    }
+    Ok(NewItem {
+        external_id,
+        text: r.text,
+        features: r.features,
+        meta: r.meta.filter(|m| !m.is_null()),
+        label: r.label,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> LabelSet {
+        LabelSet::parse(&["ham".into(), "spam".into()]).unwrap()
+    }
+
+    #[test]
+    fn csv_with_feature_columns() {
+        let rows = parse_body(BodyFormat::Csv, b"external_id,a,b,label\nx1,1.5,2,ham\n").unwrap();
+        assert_eq!(rows[0].features.as_deref(), Some(&[1.5, 2.0][..]));
+        assert_eq!(rows[0].label.as_deref(), Some("ham"));
+    }
+
+    #[test]
+    fn csv_bad_number_names_row() {
+        let e = parse_body(BodyFormat::Csv, b"a,b\n1,2\n3,x\n").unwrap_err();
+        assert!(e.starts_with("row 2"), "{e}");
+    }
+
+    #[test]
+    fn csv_invalid_utf8_is_an_error() {
+        assert!(parse_body(BodyFormat::Csv, b"text\n\xff\xfe\n").is_err());
+    }
+
+    #[test]
+    fn ndjson_rows_are_numbered() {
+        let e = parse_body(BodyFormat::Ndjson, b"{\"text\":\"a\"}\n{\"txt\":1}\n").unwrap_err();
+        assert!(e.starts_with("row 2"), "{e}");
+    }
+
+    #[test]
+    fn row_rules() {
+        let l = labels();
+        let rules = ItemRules {
+            labels: &l,
+            feature_len: None,
+            allow_label: true,
+        };
+        let ok = ItemInput {
+            text: Some("hi".into()),
+            ..Default::default()
+        };
+        let (rows, len) = check_rows(vec![ok.clone()], &rules).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(len, None);
+        let empty = ItemInput::default();
+        assert!(check_rows(vec![ok.clone(), empty], &rules)
+            .unwrap_err()
+            .starts_with("row 2"));
+        let bad_label = ItemInput {
+            label: Some("eggs".into()),
+            ..ok.clone()
+        };
+        assert!(check_rows(vec![bad_label], &rules).is_err());
+        let f1 = ItemInput {
+            features: Some(vec![1.0, 2.0]),
+            ..Default::default()
+        };
+        let f2 = ItemInput {
+            features: Some(vec![1.0]),
+            ..Default::default()
+        };
+        assert!(check_rows(vec![f1.clone(), f2], &rules).is_err());
+        let nan = ItemInput {
+            features: Some(vec![f64::NAN]),
+            ..Default::default()
+        };
+        assert!(check_rows(vec![nan], &rules).is_err());
+    }
+}

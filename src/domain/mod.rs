@@ -1,0 +1,13 @@
+//! Domain types at the boundary: each has a private representation and a
+//! fallible `parse`, so nothing past a handler sees an unchecked value.
+mod item;
+mod project;
+mod role;
+mod rules;
+mod spec;
+
+pub use item::*;
+pub use project::*;
+pub use role::Role;
+pub use rules::*;
+pub use spec::*;

@@ -1,0 +1,341 @@
+//! The machine-learning core: featurization, multinomial logistic regression
+//! (linfa), held-out metrics, sampling strategies and cold start.
+//!
+//! Self-contained: nothing here refers to the rest of the crate.
+mod calibrate;
+mod coldstart;
+mod features;
+mod metrics;
+mod model;
+mod sim;
+mod strategy;
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod tests;
+
+pub use coldstart::cold_start_scores;
+pub use metrics::{agreement, Metrics};
+pub use model::FittedModel;
+pub use sim::{simulate, simulate_run, CurvePoint, InitOrder, SimOptions};
+pub use strategy::{score, Strategy, DEFAULT_BATCH, EXPLORE_SHARE};
+
+use features::Featurizer;
+use model::Design;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// One item as the learner sees it: text, numeric features, or both.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub text: Option<&'a str>,
+    pub features: Option<&'a [f64]>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearnerError {
+    #[error("fewer than 2 distinct labels to learn from")]
+    NotEnoughClasses,
+    #[error("bad input: {0}")]
+    BadInput(String),
+    #[error("fitting failed: {0}")]
+    Fit(String),
+    #[error("model (de)serialization failed: {0}")]
+    Serde(String),
+}
+
+/// Hyperparameters of [`train`]; `Default` is what the server uses.
+#[derive(Clone, Debug)]
+pub struct TrainParams {
+    /// Seeds the cross-validation folds.
+    pub seed: u64,
+    /// L2 strength on the *summed* log loss (≈ 1/C of scikit-learn).
+    pub alpha: f64,
+    /// Most frequent terms (by document frequency) kept in the vocabulary.
+    pub max_vocab: usize,
+    /// Iterations of linfa's solver (a fallback finishes if it stops short).
+    pub max_iterations: u64,
+    /// Gradient-norm tolerance of the solver.
+    pub tolerance: f64,
+    /// Folds of the cross-validation behind the metrics (at most).
+    pub cv_folds: usize,
+    /// Candidate L2 strengths, chosen by cross-validated (calibrated) log
+    /// loss on the labels at hand; empty: always `alpha`. `alpha` is also
+    /// used while there are too few labels for cross-validation.
+    pub alpha_grid: Vec<f64>,
+    /// Fit a temperature on the held-out predictions (else T = 1).
+    pub calibrate: bool,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            seed: 0,
+            alpha: 1.0,
+            max_vocab: 20_000,
+            max_iterations: 200,
+            tolerance: 1e-3,
+            cv_folds: 5,
+            alpha_grid: DEFAULT_ALPHA_GRID.to_vec(),
+            calibrate: true,
+        }
+    }
+}
+
+/// A decade either side of scikit-learn's default C = 1 (α ≈ 1/C).
+pub const DEFAULT_ALPHA_GRID: [f64; 3] = [0.1, 1.0, 10.0];
+
+impl TrainParams {
+    fn check(&self) -> Result<(), LearnerError> {
+        let bad = |m: &str| Err(LearnerError::BadInput(m.into()));
+        if !(self.alpha.is_finite() && self.alpha > 0.0)
+            || self.alpha_grid.iter().any(|a| !(a.is_finite() && *a > 0.0))
+        {
+            return bad("alpha must be a positive number");
+        }
+        if !(self.tolerance.is_finite() && self.tolerance > 0.0) {
+            return bad("tolerance must be a positive number");
+        }
+        if self.max_vocab == 0 || self.max_iterations == 0 {
+            return bad("max_vocab and max_iterations must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Fewest labels for which cross-validated metrics are computed.
+const MIN_LABELS_FOR_CV: usize = 10;
+
+fn check_labels(labels: &[usize], n_items: usize, n_classes: usize) -> Result<(), LearnerError> {
+    if labels.len() != n_items {
+        return Err(LearnerError::BadInput(format!(
+            "{n_items} items but {} labels",
+            labels.len()
+        )));
+    }
+    if let Some(&l) = labels.iter().find(|&&l| l >= n_classes) {
+        return Err(LearnerError::BadInput(format!(
+            "label index {l} out of range for {n_classes} classes"
+        )));
+    }
+    if n_distinct(labels) < 2 {
+        return Err(LearnerError::NotEnoughClasses);
+    }
+    Ok(())
+}
+
+fn n_distinct(labels: &[usize]) -> usize {
+    let mut v = labels.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
+}
+
+/// Fits on all labeled items (the pool only shapes the vocabulary, IDF and
+/// scales — its labels are never used) and estimates quality by stratified
+/// k-fold cross-validation on the labeled items.
+pub fn train(
+    labeled: &[Input],
+    labels: &[usize],
+    n_classes: usize,
+    pool: &[Input],
+    params: &TrainParams,
+) -> Result<(FittedModel, Metrics), LearnerError> {
+    params.check()?;
+    check_labels(labels, labeled.len(), n_classes)?;
+    let featurizer = Featurizer::fit(labeled.iter().chain(pool.iter()), params.max_vocab)?;
+    let x = featurizer.transform(labeled)?;
+    let design = Design::new(&x, featurizer.dim());
+    let (chosen, metrics) = select_and_validate(&design, labels, n_classes, params)?;
+    let all: Vec<usize> = (0..labeled.len()).collect();
+    let fit = design.fit(&all, labels, &chosen)?;
+    let model = FittedModel::new(featurizer, n_classes, &design, &fit, &chosen, labels.len())
+        .with_temperature(metrics.temperature);
+    Ok((model, metrics))
+}
+
+/// Chooses α from `params.alpha_grid` by cross-validated log loss (after
+/// temperature scaling), fits the temperature on the chosen α's out-of-fold
+/// scores, and reports out-of-fold metrics. Returns the parameters to fit
+/// the final model with (α set) and the metrics (`temperature` is the one to
+/// serve with).
+pub(crate) fn select_and_validate(
+    design: &Design,
+    labels: &[usize],
+    n_classes: usize,
+    params: &TrainParams,
+) -> Result<(TrainParams, Metrics), LearnerError> {
+    let with_alpha = |a: f64| TrainParams {
+        alpha: a,
+        ..params.clone()
+    };
+    let n = labels.len();
+    if n < MIN_LABELS_FOR_CV || params.cv_folds < 2 {
+        let mut m = Metrics::none();
+        m.alpha = params.alpha;
+        return Ok((with_alpha(params.alpha), m));
+    }
+    let grid: Vec<f64> = if params.alpha_grid.is_empty() {
+        vec![params.alpha]
+    } else {
+        params.alpha_grid.clone()
+    };
+    let k = (n / 5).clamp(2, params.cv_folds);
+    let fold = stratified_folds(labels, k, params.seed);
+    let mut best: Option<(f64, f64, Vec<calibrate::HeldOut>)> = None;
+    for &a in &grid {
+        let parts = held_out(design, labels, &fold, k, &with_alpha(a))?;
+        let refs: Vec<&calibrate::HeldOut> = parts.iter().collect();
+        let beta = if params.calibrate {
+            1.0 / calibrate::fit_temperature(&refs)
+        } else {
+            1.0
+        };
+        let (loss, used) = calibrate::nll(&refs, beta);
+        let loss = if used > 0 {
+            loss / used as f64
+        } else {
+            f64::INFINITY
+        };
+        if best.as_ref().is_none_or(|b| loss < b.1 - 1e-9) {
+            best = Some((a, loss, parts));
+        }
+    }
+    let (alpha, _, parts) = best.expect("a non-empty grid");
+    if parts.is_empty() {
+        let mut m = Metrics::none();
+        m.alpha = alpha;
+        return Ok((with_alpha(alpha), m));
+    }
+    let refs: Vec<&calibrate::HeldOut> = parts.iter().collect();
+    let temperature = if params.calibrate {
+        calibrate::fit_temperature(&refs)
+    } else {
+        1.0
+    };
+    // Honest calibrated metrics: each fold scaled by a temperature fitted on the others.
+    let mut cal = Vec::new();
+    let mut raw = Vec::new();
+    let mut truth = Vec::new();
+    for (f, p) in parts.iter().enumerate() {
+        let others: Vec<&calibrate::HeldOut> = parts
+            .iter()
+            .enumerate()
+            .filter(|(g, _)| *g != f)
+            .map(|(_, q)| q)
+            .collect();
+        let t = if params.calibrate {
+            calibrate::fit_temperature(&others)
+        } else {
+            1.0
+        };
+        cal.push(model::scores_to_proba_t(
+            p.scores.view(),
+            &p.classes,
+            n_classes,
+            t,
+        ));
+        raw.push(model::scores_to_proba(
+            p.scores.view(),
+            &p.classes,
+            n_classes,
+        ));
+        truth.extend_from_slice(&p.truth);
+    }
+    let cat = |v: &[ndarray::Array2<f64>]| {
+        let views: Vec<_> = v.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| LearnerError::Fit(e.to_string()))
+    };
+    let u = Metrics::evaluate(&cat(&raw)?, &truth);
+    let mut m = Metrics::evaluate(&cat(&cal)?, &truth);
+    // Scaling is kept only when it helped predictions it was not fitted on.
+    let temperature = if m.log_loss < u.log_loss {
+        temperature
+    } else {
+        m = u.clone();
+        1.0
+    };
+    m.ece_uncalibrated = u.ece;
+    m.log_loss_uncalibrated = u.log_loss;
+    m.temperature = temperature;
+    m.alpha = alpha;
+    Ok((with_alpha(alpha), m))
+}
+
+/// Out-of-fold scores per fold; folds whose training part has a single class are skipped.
+fn held_out(
+    design: &Design,
+    labels: &[usize],
+    fold: &[usize],
+    k: usize,
+    params: &TrainParams,
+) -> Result<Vec<calibrate::HeldOut>, LearnerError> {
+    let n = labels.len();
+    let mut parts = Vec::new();
+    for f in 0..k {
+        let (test, train): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| fold[i] == f);
+        let y: Vec<usize> = train.iter().map(|&i| labels[i]).collect();
+        if test.is_empty() || n_distinct(&y) < 2 {
+            continue;
+        }
+        let sub = design.fit(&train, &y, params)?;
+        parts.push(calibrate::HeldOut {
+            scores: design.scores(&sub, &test),
+            classes: sub.classes().to_vec(),
+            truth: test.iter().map(|&i| labels[i]).collect(),
+        });
+    }
+    Ok(parts)
+}
+
+/// Scores the unlabeled `pool` for annotation under `strategy` (higher = ask
+/// first) and returns them with the model's calibrated probabilities
+/// (items × classes), so one pass gives both the queue order and the
+/// predictions. `batch` is how many items annotators take between two
+/// retrains (the project's `min_new_labels`; [`DEFAULT_BATCH`] if unsure).
+/// For `Auto` the pool must be whole — the diversity of a batch is judged
+/// against the other rows given — while the other strategies score each row
+/// on its own, so any page of the pool will do. Deterministic for a seed.
+pub fn rank_pool(
+    model: &FittedModel,
+    pool: &[Input],
+    strategy: Strategy,
+    batch: usize,
+    seed: u64,
+) -> Result<(ndarray::Array2<f64>, Vec<f64>), LearnerError> {
+    let x = model.featurize(pool)?;
+    let proba = model.proba_csr(&x);
+    let scores = rank_rows(&x, &proba, strategy, batch, seed);
+    Ok((proba, scores))
+}
+
+/// Batches of `batch` the auto strategy orders ahead in [`rank_pool`]: the
+/// server may hand out more than one batch before the next model.
+const RANK_HEAD_BATCHES: usize = 5;
+
+pub(crate) fn rank_rows(
+    x: &features::Csr,
+    proba: &ndarray::Array2<f64>,
+    strategy: Strategy,
+    batch: usize,
+    seed: u64,
+) -> Vec<f64> {
+    match strategy {
+        Strategy::Auto => strategy::rank_auto(x, proba, RANK_HEAD_BATCHES * batch.max(1), seed),
+        s => score(s, proba, seed),
+    }
+}
+
+/// Stratified folds: each class's items shuffled, then dealt round-robin.
+fn stratified_folds(labels: &[usize], k: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.shuffle(&mut rng);
+    order.sort_by_key(|&i| labels[i]);
+    let mut fold = vec![0; labels.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        fold[i] = pos % k;
+    }
+    fold
+}

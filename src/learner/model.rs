@@ -1,0 +1,801 @@
+//! Multinomial logistic regression (linfa) on sparse features, and the fitted
+//! model served for predictions.
+//!
+//! linfa fits dense matrices only. Under an L2 penalty a feature that is zero in
+//! every training row gets weight exactly 0, so only the *active* columns of the
+//! labeled rows are trained. When those outnumber the rows (text), the same
+//! problem is solved in an n-dimensional basis instead: with the Gram matrix
+//! `K = X Xᵀ = Z Zᵀ` (pivoted Cholesky, `Z = L`), `X = Z Q` with orthonormal `Q`,
+//! and `w = Qᵀβ` gives `Xw = Zβ` and `‖w‖ = ‖β‖` — the identical optimum, found
+//! in a space whose size is the number of labels, not the vocabulary.
+use super::features::{Csr, Featurizer};
+use super::{Input, LearnerError, TrainParams};
+use linfa::prelude::*;
+use linfa_logistic::MultiLogisticRegression;
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, Axis};
+use serde::{Deserialize, Serialize};
+
+/// Probability given to a project label no training item has yet.
+pub(crate) const UNSEEN_PROBABILITY: f64 = 1e-6;
+const NO_COLUMN: u32 = u32::MAX;
+/// A pivot is dropped when its row is (numerically) a combination of earlier rows.
+const PIVOT_TOLERANCE: f64 = 1e-9;
+
+/// One logistic fit on a dense design: weights (p × k), intercept (k),
+/// the project label of each column.
+pub(crate) struct LogitFit {
+    pub w: Array2<f64>,
+    pub b: Array1<f64>,
+    pub classes: Vec<usize>,
+    pub converged: bool,
+}
+
+/// Fits linfa's multinomial model and checks the gradient itself: linfa stops
+/// silently at `max_iterations`, and its loss takes the log-sum-exp with one
+/// max over the whole score matrix, so once row maxima spread by more than
+/// ~35 (well-separated classes) its loss and gradient disagree and it stalls.
+/// Then the same objective is finished by [`refine`] from where linfa stopped.
+pub(crate) fn fit_logistic(
+    z: ArrayView2<f64>,
+    y: &[usize],
+    p: &TrainParams,
+    init: Option<Array2<f64>>,
+) -> Result<LogitFit, LearnerError> {
+    let nf = z.ncols();
+    let mut classes = y.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    let yi: Vec<usize> = y
+        .iter()
+        .map(|c| classes.binary_search(c).expect("label among classes"))
+        .collect();
+    let mut theta = match init {
+        // linfa would stall from here: go straight to the fallback.
+        Some(t) if score_spread(z, &t) > LINFA_SAFE_SPREAD => t,
+        _ => {
+            let ds = Dataset::new(z.to_owned(), Array1::from(y.to_vec()));
+            let mut hp = MultiLogisticRegression::default()
+                .alpha(p.alpha)
+                .max_iterations(p.max_iterations)
+                .gradient_tolerance(p.tolerance);
+            if let Some(t) = init {
+                hp = hp.initial_params(t);
+            }
+            let m = hp.fit(&ds).map_err(|e| LearnerError::Fit(e.to_string()))?;
+            debug_assert_eq!(m.classes(), classes.as_slice());
+            let mut t = Array2::zeros((nf + 1, classes.len()));
+            t.slice_mut(s![..nf, ..]).assign(m.params());
+            t.row_mut(nf).assign(m.intercept());
+            t
+        }
+    };
+    let (_, g) = objective(z, &yi, p.alpha, &theta);
+    let mut converged = norm(&g) <= p.tolerance * 10.0;
+    if !converged {
+        converged = refine(z, &yi, p.alpha, &mut theta, p.tolerance, REFINE_ITERATIONS);
+    }
+    Ok(LogitFit {
+        w: theta.slice(s![..nf, ..]).to_owned(),
+        b: theta.row(nf).to_owned(),
+        classes,
+        converged,
+    })
+}
+
+/// Spread of the rows' top scores beyond which linfa's loss loses precision
+/// (its log-sum-exp clips at 1e-15 = e^-34.5 below the global max).
+const LINFA_SAFE_SPREAD: f64 = 30.0;
+
+/// max − min over rows of each row's largest score under θ = [W; b].
+fn score_spread(z: ArrayView2<f64>, theta: &Array2<f64>) -> f64 {
+    let nf = z.ncols();
+    let h = z.dot(&theta.slice(s![..nf, ..])) + theta.row(nf);
+    let (lo, hi) = h
+        .rows()
+        .into_iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            let m = r.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            (lo.min(m), hi.max(m))
+        });
+    hi - lo
+}
+
+/// Iterations of the fallback solver.
+const REFINE_ITERATIONS: usize = 2_000;
+/// Corrections kept by the fallback L-BFGS.
+const LBFGS_MEMORY: usize = 10;
+
+fn norm(a: &Array2<f64>) -> f64 {
+    a.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+fn dot(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    (a * b).sum()
+}
+
+/// linfa's objective Σ −log softmax(zW + b)[y] + α/2‖W‖² and its gradient, with
+/// parameters θ = [W; b] ((features + 1) × classes) and a per-row log-sum-exp.
+fn objective(
+    z: ArrayView2<f64>,
+    yi: &[usize],
+    alpha: f64,
+    theta: &Array2<f64>,
+) -> (f64, Array2<f64>) {
+    let nf = z.ncols();
+    let w = theta.slice(s![..nf, ..]);
+    let mut h = z.dot(&w) + theta.row(nf);
+    let mut loss = 0.5 * alpha * w.iter().map(|v| v * v).sum::<f64>();
+    for (mut row, &c) in h.rows_mut().into_iter().zip(yi) {
+        let m = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let hc = row[c];
+        row.mapv_inplace(|v| (v - m).exp());
+        let sum = row.sum();
+        loss += m + sum.ln() - hc;
+        row /= sum;
+        row[c] -= 1.0;
+    }
+    let mut g = Array2::zeros(theta.raw_dim());
+    g.slice_mut(s![..nf, ..])
+        .assign(&(z.t().dot(&h) + &(&w * alpha)));
+    g.row_mut(nf).assign(&h.sum_axis(Axis(0)));
+    (loss, g)
+}
+
+/// L-BFGS with Armijo backtracking on [`objective`]; true when ‖∇‖ ≤ `tol`.
+fn refine(
+    z: ArrayView2<f64>,
+    yi: &[usize],
+    alpha: f64,
+    theta: &mut Array2<f64>,
+    tol: f64,
+    max_iter: usize,
+) -> bool {
+    let (mut f, mut g) = objective(z, yi, alpha, theta);
+    let mut hist: std::collections::VecDeque<(Array2<f64>, Array2<f64>, f64)> = Default::default();
+    for _ in 0..max_iter {
+        if norm(&g) <= tol {
+            return true;
+        }
+        // Two-loop recursion: d = −H g.
+        let mut q = g.clone();
+        let mut alphas = Vec::with_capacity(hist.len());
+        for (sv, yv, rho) in hist.iter().rev() {
+            let a = rho * dot(sv, &q);
+            q.scaled_add(-a, yv);
+            alphas.push(a);
+        }
+        if let Some((sv, yv, _)) = hist.back() {
+            q *= dot(sv, yv) / dot(yv, yv);
+        } else {
+            q /= norm(&g).max(1.0);
+        }
+        for ((sv, yv, rho), a) in hist.iter().zip(alphas.into_iter().rev()) {
+            let bcoef = rho * dot(yv, &q);
+            q.scaled_add(a - bcoef, sv);
+        }
+        let mut d = -q;
+        let mut slope = dot(&g, &d);
+        if slope >= 0.0 {
+            // Not a descent direction: restart from steepest descent.
+            hist.clear();
+            d = -&g / norm(&g).max(1.0);
+            slope = dot(&g, &d);
+        }
+        let mut step = 1.0;
+        let (next, fnext, gnext) = loop {
+            let cand = &*theta + &(&d * step);
+            let (fc, gc) = objective(z, yi, alpha, &cand);
+            if fc <= f + 1e-4 * step * slope {
+                break (cand, fc, gc);
+            }
+            step *= 0.5;
+            if step < 1e-20 {
+                return norm(&g) <= tol;
+            }
+        };
+        let sv = &next - &*theta;
+        let yv = &gnext - &g;
+        let sy = dot(&sv, &yv);
+        if sy > 1e-12 {
+            if hist.len() == LBFGS_MEMORY {
+                hist.pop_front();
+            }
+            hist.push_back((sv, yv, 1.0 / sy));
+        }
+        *theta = next;
+        f = fnext;
+        g = gnext;
+    }
+    let _ = f;
+    norm(&g) <= tol
+}
+
+/// ‖∇‖ of linfa's objective, for parameters in linfa's layout.
+#[cfg(test)]
+pub(crate) fn gradient_norm(
+    z: ArrayView2<f64>,
+    y: &[usize],
+    classes: &[usize],
+    w: &Array2<f64>,
+    b: &Array1<f64>,
+    alpha: f64,
+) -> f64 {
+    let yi: Vec<usize> = y
+        .iter()
+        .map(|c| classes.binary_search(c).expect("label"))
+        .collect();
+    let nf = z.ncols();
+    let mut theta = Array2::zeros((nf + 1, w.ncols()));
+    theta.slice_mut(s![..nf, ..]).assign(w);
+    theta.row_mut(nf).assign(b);
+    norm(&objective(z, &yi, alpha, &theta).1)
+}
+
+pub(crate) fn softmax_inplace(mut v: ArrayViewMut1<f64>) {
+    let max = v.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    v.mapv_inplace(|x| (x - max).exp());
+    let sum = v.sum();
+    v.mapv_inplace(|x| x / sum);
+}
+
+/// Softmax over the seen classes, spread into the project's label columns.
+pub(crate) fn scores_to_proba(
+    scores: ArrayView2<f64>,
+    classes: &[usize],
+    n_classes: usize,
+) -> Array2<f64> {
+    scores_to_proba_t(scores, classes, n_classes, 1.0)
+}
+
+/// [`scores_to_proba`] of the scores divided by a temperature.
+pub(crate) fn scores_to_proba_t(
+    scores: ArrayView2<f64>,
+    classes: &[usize],
+    n_classes: usize,
+    temperature: f64,
+) -> Array2<f64> {
+    let inv_t = 1.0 / temperature;
+    let mut out = Array2::zeros((scores.nrows(), n_classes));
+    let n_unseen = n_classes - classes.len();
+    let keep = 1.0 - n_unseen as f64 * UNSEEN_PROBABILITY;
+    for (s, mut o) in scores.rows().into_iter().zip(out.rows_mut()) {
+        let mut p = s.to_owned();
+        if inv_t != 1.0 {
+            p *= inv_t;
+        }
+        softmax_inplace(p.view_mut());
+        if n_unseen > 0 {
+            o.fill(UNSEEN_PROBABILITY);
+            p *= keep;
+        }
+        for (&c, &v) in classes.iter().zip(p.iter()) {
+            o[c] = v;
+        }
+    }
+    out
+}
+
+enum Kind {
+    /// Rows × active columns.
+    Dense(Array2<f64>),
+    /// Rows × rows Gram matrix.
+    Gram(Array2<f64>),
+}
+
+/// The labeled rows prepared once for the final fit and every CV fold.
+pub(crate) struct Design<'a> {
+    x: &'a Csr,
+    active: Vec<u32>,
+    col_pos: Vec<u32>,
+    kind: Kind,
+}
+
+/// A fit on a subset of the design's rows.
+pub(crate) struct SubFit {
+    logit: LogitFit,
+    /// Gram basis: design rows of the pivots and `u` with `w = Σ u_q x_q`.
+    pivots: Vec<usize>,
+    u: Option<Array2<f64>>,
+}
+
+impl SubFit {
+    /// Project label of each score column.
+    pub fn classes(&self) -> &[usize] {
+        &self.logit.classes
+    }
+}
+
+impl<'a> Design<'a> {
+    pub fn new(x: &'a Csr, dim: usize) -> Self {
+        let mut col_pos = vec![NO_COLUMN; dim];
+        for (&c, &v) in x.indices.iter().zip(&x.values) {
+            if v != 0.0 {
+                col_pos[c as usize] = 0;
+            }
+        }
+        let mut active = Vec::new();
+        for (c, p) in col_pos.iter_mut().enumerate() {
+            if *p == 0 {
+                *p = active.len() as u32;
+                active.push(c as u32);
+            }
+        }
+        let n = x.n_rows();
+        let kind = if active.len() > n {
+            Kind::Gram(gram(x, dim))
+        } else {
+            let mut d = Array2::zeros((n, active.len()));
+            for i in 0..n {
+                let (idx, val) = x.row(i);
+                for (&c, &v) in idx.iter().zip(val) {
+                    d[[i, col_pos[c as usize] as usize]] = v;
+                }
+            }
+            Kind::Dense(d)
+        };
+        Design {
+            x,
+            active,
+            col_pos,
+            kind,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn is_gram(&self) -> bool {
+        matches!(self.kind, Kind::Gram(_))
+    }
+
+    /// Fits on design rows `rows` with labels `y` (one per row).
+    pub fn fit(
+        &self,
+        rows: &[usize],
+        y: &[usize],
+        p: &TrainParams,
+    ) -> Result<SubFit, LearnerError> {
+        self.fit_from(rows, y, p, None)
+    }
+
+    /// [`Design::fit`] starting the solver from `previous`'s weights where it
+    /// can (dense designs; a class or column it lacks starts at 0).
+    pub fn fit_from(
+        &self,
+        rows: &[usize],
+        y: &[usize],
+        p: &TrainParams,
+        previous: Option<&FittedModel>,
+    ) -> Result<SubFit, LearnerError> {
+        let init = match (&self.kind, previous) {
+            (Kind::Dense(_), Some(m)) => Some(self.initial_params(m, y)),
+            _ => None,
+        };
+        match &self.kind {
+            Kind::Dense(d) => {
+                let z = d.select(Axis(0), rows);
+                Ok(SubFit {
+                    logit: fit_logistic(z.view(), y, p, init)?,
+                    pivots: Vec::new(),
+                    u: None,
+                })
+            }
+            Kind::Gram(k) => {
+                let sub = k.select(Axis(0), rows).select(Axis(1), rows);
+                let (z, piv) = pivoted_cholesky(&sub);
+                let logit = fit_logistic(z.view(), y, p, None)?;
+                // Solve Z_Pᵀ u = β with Z_P (r × r) lower triangular.
+                let zp = z.select(Axis(0), &piv);
+                let r = piv.len();
+                let mut u = Array2::zeros(logit.w.raw_dim());
+                for i in (0..r).rev() {
+                    let rhs =
+                        &logit.w.row(i) - &zp.slice(s![i + 1.., i]).dot(&u.slice(s![i + 1.., ..]));
+                    u.row_mut(i).assign(&(rhs / zp[[i, i]]));
+                }
+                Ok(SubFit {
+                    logit,
+                    pivots: piv.into_iter().map(|q| rows[q]).collect(),
+                    u: Some(u),
+                })
+            }
+        }
+    }
+
+    /// `previous`'s weights laid out for this design: (active + 1) × classes of `y`.
+    fn initial_params(&self, previous: &FittedModel, y: &[usize]) -> Array2<f64> {
+        let mut classes = y.to_vec();
+        classes.sort_unstable();
+        classes.dedup();
+        let na = self.active.len();
+        let mut w = Array2::zeros((na + 1, classes.len()));
+        for (j, c) in classes.iter().enumerate() {
+            let Some(pj) = previous.classes.iter().position(|pc| pc == c) else {
+                continue;
+            };
+            for (a, &col) in self.active.iter().enumerate() {
+                if let Some(&pr) = previous.col_pos.get(col as usize) {
+                    if pr != NO_COLUMN {
+                        w[[a, j]] = previous.coef[[pr as usize, pj]];
+                    }
+                }
+            }
+            w[[na, j]] = previous.intercept[pj];
+        }
+        w
+    }
+
+    /// Linear scores (rows × seen classes) of design rows under a fit.
+    pub fn scores(&self, f: &SubFit, rows: &[usize]) -> Array2<f64> {
+        let s = match (&self.kind, &f.u) {
+            (Kind::Dense(d), _) => d.select(Axis(0), rows).dot(&f.logit.w),
+            (Kind::Gram(k), Some(u)) => k.select(Axis(0), rows).select(Axis(1), &f.pivots).dot(u),
+            (Kind::Gram(_), None) => unreachable!("a Gram fit always has u"),
+        };
+        s + &f.logit.b
+    }
+
+    /// Weights over the active columns (active × seen classes).
+    fn coef(&self, f: &SubFit) -> Array2<f64> {
+        match &f.u {
+            None => f.logit.w.clone(),
+            Some(u) => {
+                let mut w = Array2::zeros((self.active.len(), u.ncols()));
+                for (q, &row) in f.pivots.iter().enumerate() {
+                    let (idx, val) = self.x.row(row);
+                    for (&c, &v) in idx.iter().zip(val) {
+                        w.row_mut(self.col_pos[c as usize] as usize)
+                            .scaled_add(v, &u.row(q));
+                    }
+                }
+                w
+            }
+        }
+    }
+}
+
+/// `X Xᵀ` of a sparse matrix (dense buffer scatter, one row at a time).
+fn gram(x: &Csr, dim: usize) -> Array2<f64> {
+    let n = x.n_rows();
+    let mut k = Array2::zeros((n, n));
+    let mut buf = vec![0.0; dim];
+    for i in 0..n {
+        let (ii, iv) = x.row(i);
+        for (&c, &v) in ii.iter().zip(iv) {
+            buf[c as usize] = v;
+        }
+        for j in 0..=i {
+            let (ji, jv) = x.row(j);
+            let mut acc = 0.0;
+            for t in 0..ji.len() {
+                acc += jv[t] * buf[ji[t] as usize];
+            }
+            k[[i, j]] = acc;
+            k[[j, i]] = acc;
+        }
+        for &c in ii {
+            buf[c as usize] = 0.0;
+        }
+    }
+    k
+}
+
+/// Cholesky `K ≈ Z Zᵀ` skipping rows that are combinations of earlier ones;
+/// returns `Z` (n × r) and the pivot rows (Z restricted to them is lower triangular).
+fn pivoted_cholesky(k: &Array2<f64>) -> (Array2<f64>, Vec<usize>) {
+    let n = k.nrows();
+    let mut l = Array2::<f64>::zeros((n, n));
+    let mut piv = Vec::new();
+    for j in 0..n {
+        let mut v = k.slice(s![j.., j]).to_owned();
+        if j > 0 {
+            let lj = l.slice(s![j, ..j]).to_owned();
+            v -= &l.slice(s![j.., ..j]).dot(&lj);
+        }
+        let d = v[0];
+        if d > PIVOT_TOLERANCE * k[[j, j]] && d > 1e-300 {
+            v /= d.sqrt();
+            l.slice_mut(s![j.., j]).assign(&v);
+            piv.push(j);
+        }
+    }
+    (l.select(Axis(1), &piv), piv)
+}
+
+/// A fitted model: the featurizer state and the logistic weights over the
+/// columns that carry any. Immutable and cheap to share.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "ModelRepr", into = "ModelRepr")]
+pub struct FittedModel {
+    featurizer: Featurizer,
+    n_classes: usize,
+    classes: Vec<usize>,
+    active: Vec<u32>,
+    col_pos: Vec<u32>,
+    coef: Array2<f64>,
+    intercept: Array1<f64>,
+    alpha: f64,
+    n_train: usize,
+    converged: bool,
+    temperature: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ModelRepr {
+    featurizer: Featurizer,
+    n_classes: usize,
+    classes: Vec<usize>,
+    active: Vec<u32>,
+    coef: Array2<f64>,
+    intercept: Array1<f64>,
+    alpha: f64,
+    n_train: usize,
+    converged: bool,
+    /// Scores are divided by it before the softmax (temperature scaling).
+    temperature: f64,
+}
+
+/// The stored form before temperature scaling existed (read as T = 1).
+#[derive(Deserialize)]
+struct ModelReprV1 {
+    featurizer: Featurizer,
+    n_classes: usize,
+    classes: Vec<usize>,
+    active: Vec<u32>,
+    coef: Array2<f64>,
+    intercept: Array1<f64>,
+    alpha: f64,
+    n_train: usize,
+    converged: bool,
+}
+
+impl From<ModelReprV1> for ModelRepr {
+    fn from(r: ModelReprV1) -> Self {
+        ModelRepr {
+            featurizer: r.featurizer,
+            n_classes: r.n_classes,
+            classes: r.classes,
+            active: r.active,
+            coef: r.coef,
+            intercept: r.intercept,
+            alpha: r.alpha,
+            n_train: r.n_train,
+            converged: r.converged,
+            temperature: 1.0,
+        }
+    }
+}
+
+impl From<ModelRepr> for FittedModel {
+    fn from(r: ModelRepr) -> Self {
+        let mut col_pos = vec![NO_COLUMN; r.featurizer.dim()];
+        for (p, &c) in r.active.iter().enumerate() {
+            if let Some(slot) = col_pos.get_mut(c as usize) {
+                *slot = p as u32;
+            }
+        }
+        FittedModel {
+            featurizer: r.featurizer,
+            n_classes: r.n_classes,
+            classes: r.classes,
+            active: r.active,
+            col_pos,
+            coef: r.coef,
+            intercept: r.intercept,
+            alpha: r.alpha,
+            n_train: r.n_train,
+            converged: r.converged,
+            temperature: r.temperature,
+        }
+    }
+}
+
+impl From<FittedModel> for ModelRepr {
+    fn from(m: FittedModel) -> Self {
+        ModelRepr {
+            featurizer: m.featurizer,
+            n_classes: m.n_classes,
+            classes: m.classes,
+            active: m.active,
+            coef: m.coef,
+            intercept: m.intercept,
+            alpha: m.alpha,
+            n_train: m.n_train,
+            converged: m.converged,
+            temperature: m.temperature,
+        }
+    }
+}
+
+impl FittedModel {
+    pub(crate) fn new(
+        featurizer: Featurizer,
+        n_classes: usize,
+        design: &Design,
+        fit: &SubFit,
+        p: &TrainParams,
+        n_train: usize,
+    ) -> Self {
+        ModelRepr {
+            featurizer,
+            n_classes,
+            classes: fit.logit.classes.clone(),
+            active: design.active.clone(),
+            coef: design.coef(fit),
+            intercept: fit.logit.b.clone(),
+            alpha: p.alpha,
+            n_train,
+            converged: fit.logit.converged,
+            temperature: 1.0,
+        }
+        .into()
+    }
+
+    /// The same model serving probabilities at temperature `t` (> 0).
+    pub(crate) fn with_temperature(mut self, t: f64) -> Self {
+        debug_assert!(t.is_finite() && t > 0.0);
+        self.temperature = t;
+        self
+    }
+
+    /// Temperature of the served probabilities (1: uncalibrated).
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// L2 strength the model was fitted with.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// Number of project labels (columns of `predict_proba`).
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// Project label indices that had training items.
+    pub fn seen_classes(&self) -> &[usize] {
+        &self.classes
+    }
+
+    /// Labeled items the model was fitted on.
+    pub fn n_train(&self) -> usize {
+        self.n_train
+    }
+
+    /// Whether the solver reached its gradient tolerance.
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    pub fn algorithm(&self) -> String {
+        let feats = match (&self.featurizer.text, &self.featurizer.numeric) {
+            (Some(_), Some(_)) => "tfidf+standardized",
+            (Some(_), None) => "tfidf",
+            _ => "standardized",
+        };
+        format!(
+            "{feats}+logistic(l2, alpha={})+temperature({:.3})",
+            self.alpha, self.temperature
+        )
+    }
+
+    #[cfg(test)]
+    pub(crate) fn featurizer(&self) -> &Featurizer {
+        &self.featurizer
+    }
+
+    /// Linear scores of one sparse row into `s` (seen classes).
+    fn score_row(&self, row: &[(u32, f64)], mut s: ArrayViewMut1<f64>) {
+        s.assign(&self.intercept);
+        for &(c, v) in row {
+            let p = self.col_pos[c as usize];
+            if p != NO_COLUMN {
+                s.scaled_add(v, &self.coef.row(p as usize));
+            }
+        }
+    }
+
+    /// Linear scores (rows × seen classes) of an already featurized matrix.
+    pub(crate) fn scores_csr(&self, x: &Csr) -> Array2<f64> {
+        let mut out = Array2::zeros((x.n_rows(), self.classes.len()));
+        let mut row = Vec::new();
+        for (i, o) in out.rows_mut().into_iter().enumerate() {
+            let (idx, val) = x.row(i);
+            row.clear();
+            row.extend(idx.iter().copied().zip(val.iter().copied()));
+            self.score_row(&row, o);
+        }
+        out
+    }
+
+    /// Calibrated probabilities of an already featurized matrix.
+    pub(crate) fn proba_csr(&self, x: &Csr) -> Array2<f64> {
+        scores_to_proba_t(
+            self.scores_csr(x).view(),
+            &self.classes,
+            self.n_classes,
+            self.temperature,
+        )
+    }
+
+    pub(crate) fn featurize(&self, items: &[Input]) -> Result<Csr, LearnerError> {
+        self.featurizer.transform(items)
+    }
+
+    /// Probabilities for every project label (items × n_classes); rows sum to 1.
+    /// Calibrated: the scores are divided by the model's temperature, fitted on
+    /// held-out labels at training. Computed sparsely: no dense items ×
+    /// vocabulary matrix is built.
+    pub fn predict_proba(&self, items: &[Input]) -> Result<Array2<f64>, LearnerError> {
+        self.predict_proba_at(items, self.temperature)
+    }
+
+    /// [`FittedModel::predict_proba`] before temperature scaling.
+    pub fn predict_proba_uncalibrated(&self, items: &[Input]) -> Result<Array2<f64>, LearnerError> {
+        self.predict_proba_at(items, 1.0)
+    }
+
+    fn predict_proba_at(&self, items: &[Input], t: f64) -> Result<Array2<f64>, LearnerError> {
+        let mut scores = Array2::zeros((items.len(), self.classes.len()));
+        let mut row = Vec::new();
+        for (it, s) in items.iter().zip(scores.rows_mut()) {
+            row.clear();
+            self.featurizer.transform_row(it, &mut row)?;
+            self.score_row(&row, s);
+        }
+        Ok(scores_to_proba_t(
+            scores.view(),
+            &self.classes,
+            self.n_classes,
+            t,
+        ))
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LearnerError> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| LearnerError::Serde(e.to_string()))
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<FittedModel, LearnerError> {
+        let cfg = bincode::config::standard();
+        let m: FittedModel = match bincode::serde::decode_from_slice::<FittedModel, _>(b, cfg) {
+            Ok((m, _)) => m,
+            Err(e) => match bincode::serde::decode_from_slice::<ModelReprV1, _>(b, cfg) {
+                Ok((old, used)) if used == b.len() => ModelRepr::from(old).into(),
+                _ => return Err(LearnerError::Serde(e.to_string())),
+            },
+        };
+        if !(m.temperature.is_finite() && m.temperature > 0.0) {
+            return Err(LearnerError::Serde("inconsistent model".into()));
+        }
+        if m.coef.nrows() != m.active.len()
+            || m.coef.ncols() != m.classes.len()
+            || m.intercept.len() != m.classes.len()
+            || m.classes.iter().any(|&c| c >= m.n_classes)
+            || m.active.iter().any(|&c| c as usize >= m.featurizer.dim())
+        {
+            return Err(LearnerError::Serde("inconsistent model".into()));
+        }
+        Ok(m)
+    }
+}
+
+/// Entries of a dense row view, for tests comparing with linfa.
+#[cfg(test)]
+pub(crate) fn dense_active(m: &FittedModel, x: &Csr) -> Array2<f64> {
+    let mut d = Array2::zeros((x.n_rows(), m.active.len()));
+    for i in 0..x.n_rows() {
+        let (idx, val) = x.row(i);
+        for (&c, &v) in idx.iter().zip(val) {
+            let p = m.col_pos[c as usize];
+            if p != NO_COLUMN {
+                d[[i, p as usize]] = v;
+            }
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+pub(crate) fn coef_of(m: &FittedModel) -> (&Array2<f64>, &Array1<f64>) {
+    (&m.coef, &m.intercept)
+}

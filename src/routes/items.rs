@@ -1,0 +1,204 @@
+use super::{project_or_404, views};
+use crate::auth::Caller;
+use crate::db;
+use crate::domain::{check_rows, parse_body, BodyFormat, ItemRules, ItemStatus, Role};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects/{pid}/items", web::post().to(import))
+        .route("/projects/{pid}/items", web::get().to(list))
+        .route(
+            "/projects/{pid}/items/by-external/{external_id}",
+            web::get().to(by_external),
+        )
+        .route("/projects/{pid}/items/{item_id}", web::get().to(get));
+}
+
+/// Reorders the project's pool in the background (after an import or a
+/// change of strategy); errors are logged, the request has been answered.
+pub fn spawn_rescore(state: &web::Data<AppState>, project_id: i64) {
+    let st = state.clone().into_inner();
+    tokio::spawn(async move {
+        if let Err(e) = crate::training::rescore_project(&st, project_id).await {
+            tracing::error!(project_id, error = %e, "rescoring failed");
+        }
+    });
+}
+
+/// The largest body an import may have (set at start-up).
+#[derive(Clone, Copy)]
+pub struct ImportLimit(pub usize);
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::BytesMut> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn import(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Admin)?;
+    let (p, spec) = project_or_404(&state, path.into_inner()).await?;
+    let ct = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = BodyFormat::from_content_type(ct).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type must be application/json, application/x-ndjson or text/csv",
+        )
+    })?;
+    let limit = req
+        .app_data::<ImportLimit>()
+        .map(|l| l.0)
+        .unwrap_or(64 << 20);
+    let body = read_body(payload, limit).await?;
+    let feature_len = p.feature_len.map(|n| n as usize);
+    // Parsing 100k rows is CPU work: keep it off the executor.
+    let (rows, len) = web::block(move || {
+        let rows = parse_body(format, &body)?;
+        let rules = ItemRules {
+            labels: &spec.labels,
+            feature_len,
+            allow_label: true,
+        };
+        check_rows(rows, &rules)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::invalid)?;
+    let new_len = if feature_len.is_none() { len } else { None };
+    let seed = p.id as u64 ^ db::now_ms() as u64;
+    let out = db::items::import(
+        &state.db,
+        p.id,
+        new_len.map(|n| n as i32),
+        rows,
+        (caller.token_id, &caller.name),
+        move |i| pseudo_random(seed, i as u64),
+    )
+    .await?;
+    if out.inserted > 0 {
+        spawn_rescore(&state, p.id);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// A cheap deterministic number in [0, 1) (splitmix64): a placeholder order
+/// for fresh items until the background rescore ranks them.
+fn pseudo_random(seed: u64, i: u64) -> f64 {
+    let mut z = seed.wrapping_add(i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<u64>,
+    after: Option<i64>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    q: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require_any(&[Role::Annotator, Role::Service])?;
+    let (p, _) = project_or_404(&state, path.into_inner()).await?;
+    let status = q
+        .status
+        .as_deref()
+        .map(ItemStatus::parse)
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let rows = db::items::list(
+        &state.db,
+        p.id,
+        status.map(ItemStatus::as_str),
+        q.after,
+        limit + 1,
+    )
+    .await?;
+    let has_more = rows.len() as u64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let ids: Vec<i64> = rows.iter().map(|i| i.id).collect();
+    let labels = db::labels::for_items(&state.db, &ids).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "items": rows.iter().map(|i| views::item(i, &labels)).collect::<Vec<_>>(),
+        "next": if has_more { rows.last().map(|i| i.id) } else { None },
+    })))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, i64)>,
+) -> ApiResult<HttpResponse> {
+    caller.require_any(&[Role::Annotator, Role::Service])?;
+    let (pid, item_id) = path.into_inner();
+    let (p, _) = project_or_404(&state, pid).await?;
+    let item = db::items::get(&state.db, p.id, item_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("item"))?;
+    let labels = db::labels::for_items(&state.db, &[item.id]).await?;
+    Ok(HttpResponse::Ok().json(views::item(&item, &labels)))
+}
+
+async fn by_external(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, String)>,
+) -> ApiResult<HttpResponse> {
+    caller.require_any(&[Role::Annotator, Role::Service])?;
+    let (pid, ext) = path.into_inner();
+    let (p, _) = project_or_404(&state, pid).await?;
+    let item = db::items::get_by_external(&state.db, p.id, &ext)
+        .await?
+        .ok_or_else(|| ApiError::not_found("item"))?;
+    let labels = db::labels::for_items(&state.db, &[item.id]).await?;
+    Ok(HttpResponse::Ok().json(views::item(&item, &labels)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pseudo_random_is_in_unit_interval() {
+        for i in 0..1000 {
+            let v = super::pseudo_random(7, i);
+            assert!((0.0..1.0).contains(&v));
+        }
+    }
+}

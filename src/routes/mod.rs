@@ -1,0 +1,88 @@
+//! HTTP routes: one file per resource, each with `configure`. Handlers are
+//! thin: extract, check the caller, parse into domain types, call one
+//! function, shape the answer.
+mod health;
+pub mod items;
+mod models;
+mod predict;
+mod projects;
+mod queue;
+mod review_stats;
+mod stats;
+mod tokens;
+mod ui;
+pub mod views;
+
+use crate::error::{ApiError, ErrorCode};
+use actix_web::{error::JsonPayloadError, web};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(tokens::configure)
+            .configure(projects::configure)
+            .configure(items::configure)
+            .configure(queue::configure)
+            .configure(models::configure)
+            .configure(predict::configure)
+            .configure(stats::configure)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found("route"))
+            })),
+    );
+    ui::configure(cfg);
+}
+
+/// Extractor settings: every malformed request becomes our error body.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            let e = match &err {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+                }
+                JsonPayloadError::ContentType => ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "Content-Type must be application/json",
+                ),
+                other => ApiError::invalid(format!("invalid JSON body: {other}")),
+            };
+            e.into()
+        })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _| ApiError::invalid(format!("bad path parameter: {err}")).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::invalid(format!("bad query string: {err}")).into())
+}
+
+/// The project with this id and its checked settings, or 404.
+pub(crate) async fn project_or_404(
+    state: &crate::state::AppState,
+    id: i64,
+) -> Result<(crate::db::projects::Project, crate::domain::ProjectSpec), ApiError> {
+    let p = crate::db::projects::get(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    let spec = crate::domain::ProjectSpec::from_row(&p)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored project {id}: {e}")))?;
+    Ok((p, spec))
+}
+
+/// A JSON body that may be absent (empty means all defaults).
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+}

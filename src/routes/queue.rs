@@ -1,0 +1,214 @@
+use super::{project_or_404, views};
+use crate::auth::Caller;
+use crate::db::{self, labels::LabelError, labels::UndoError};
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects/{pid}/queue/next", web::post().to(next))
+        .route("/projects/{pid}/queue/review", web::post().to(review))
+        .route(
+            "/projects/{pid}/items/{item_id}/labels",
+            web::post().to(create_label),
+        )
+        .route("/projects/{pid}/queue/release", web::post().to(release))
+        .route(
+            "/projects/{pid}/labels/{label_id}",
+            web::delete().to(undo_label),
+        );
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NextRequest {
+    n: Option<u64>,
+}
+
+async fn next(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Annotator)?;
+    lease(&state, &caller, path.into_inner(), body, "unlabeled").await
+}
+
+async fn review(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Reviewer)?;
+    lease(&state, &caller, path.into_inner(), body, "review").await
+}
+
+async fn lease(
+    state: &AppState,
+    caller: &Caller,
+    pid: i64,
+    body: web::Bytes,
+    status: &str,
+) -> ApiResult<HttpResponse> {
+    let req: NextRequest = super::optional_json(&body)?;
+    let n = req.n.unwrap_or(1);
+    if !(1..=50).contains(&n) {
+        return Err(ApiError::invalid("n must be between 1 and 50"));
+    }
+    let (p, _) = project_or_404(state, pid).await?;
+    let rows = db::items::lease_next(
+        &state.db,
+        p.id,
+        status,
+        caller.token_id,
+        n,
+        p.lease_seconds as i64 * 1000,
+        caller.senior,
+        status == "unlabeled" && p.labels_per_item > 1,
+    )
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|i| i.id).collect();
+    let labels = db::labels::for_items(&state.db, &ids).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|i| {
+            let suggestion = match (&i.pred_label, i.pred_confidence, i.blind) {
+                (Some(l), Some(c), false) => json!({"label": l, "confidence": c}),
+                _ => Value::Null,
+            };
+            let mut item = views::item(i, &labels);
+            if i.blind {
+                // Blind items look like ordinary ones: no model answer anywhere.
+                item["prediction"] = Value::Null;
+            }
+            json!({
+                "item": item,
+                "score": i.score,
+                "suggestion": suggestion,
+                "tier": i.tier,
+                "lease_expires_at": i.lease_expires_at.and_then(views::rfc3339_ms),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseRequest {
+    item_ids: Vec<i64>,
+}
+
+/// Gives back the caller's own leases (skipped or prefetched items).
+async fn release(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Json<ReleaseRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Annotator)?;
+    if body.item_ids.len() > 1000 {
+        return Err(ApiError::invalid("item_ids holds at most 1000 ids"));
+    }
+    let (p, _) = project_or_404(&state, path.into_inner()).await?;
+    db::items::release(&state.db, p.id, caller.token_id, &body.item_ids).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelRequest {
+    label: String,
+    duration_ms: Option<i64>,
+}
+
+async fn create_label(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<LabelRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Annotator)?;
+    let (pid, item_id) = path.into_inner();
+    let (p, spec) = project_or_404(&state, pid).await?;
+    if spec.labels.index_of(&body.label).is_none() {
+        return Err(ApiError::invalid(format!(
+            "label {:?} is not one of this project's labels",
+            body.label
+        )));
+    }
+    if let Some(d) = body.duration_ms {
+        if !(0..=86_400_000).contains(&d) {
+            return Err(ApiError::invalid(
+                "duration_ms must be between 0 and 86400000",
+            ));
+        }
+    }
+    // Review items are decided by reviewers only, escalated ones by seniors.
+    if let Some(item) = db::items::get(&state.db, p.id, item_id).await? {
+        if item.status == "review" {
+            caller.require(Role::Reviewer)?;
+            if item.tier.as_deref() == Some("escalate") && !caller.senior {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "escalated cases are decided by senior reviewers",
+                ));
+            }
+        }
+    }
+    let (label, _item) = db::labels::create(
+        &state.db,
+        db::labels::NewLabel {
+            project_id: p.id,
+            item_id,
+            label: &body.label,
+            annotator_id: caller.token_id,
+            annotator: &caller.name,
+            duration_ms: body.duration_ms,
+            override_lease: caller.role == Role::Admin,
+            labels_per_item: spec.labels_per_item,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        LabelError::ItemNotFound => ApiError::not_found("item"),
+        LabelError::LeasedToOther => ApiError::conflict("this item is leased to another annotator"),
+        LabelError::AlreadyLabeledByYou => {
+            ApiError::conflict("you have labeled this item already; it needs other people's labels")
+        }
+        LabelError::Db(e) => e.into(),
+    })?;
+    state.metrics.labels.inc();
+    Ok(HttpResponse::Created().json(views::label(&label)))
+}
+
+async fn undo_label(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, i64)>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Annotator)?;
+    let (pid, label_id) = path.into_inner();
+    let (p, _) = project_or_404(&state, pid).await?;
+    let label = db::labels::get(&state.db, p.id, label_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("label"))?;
+    if label.annotator_id != caller.token_id && caller.role != Role::Admin {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the label's author or an admin may undo it",
+        ));
+    }
+    db::labels::undo(&state.db, &label)
+        .await
+        .map_err(|e| match e {
+            UndoError::AlreadyUndone => ApiError::conflict("this label was already undone"),
+            UndoError::Db(e) => e.into(),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,136 @@
+//! Logs (tracing) and Prometheus metrics.
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web, Error,
+};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::time::Instant;
+
+pub fn init_tracing() {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_env("LOUPE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let _ = fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// The counters and histograms loupe exports at `/metrics`.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub labels: IntCounter,
+    pub trainings: IntCounterVec,
+    pub training_seconds: HistogramVec,
+    pub predictions: IntCounterVec,
+    pub queue_size: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("loupe_http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("loupe_http_request_duration_seconds", "HTTP latency").buckets(
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ],
+            ),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let labels = IntCounter::new("loupe_labels_total", "labels recorded").expect("valid");
+        let trainings = IntCounterVec::new(
+            Opts::new("loupe_trainings_total", "trainings finished, by outcome"),
+            &["outcome", "trigger"],
+        )
+        .expect("valid metric");
+        let training_seconds = HistogramVec::new(
+            HistogramOpts::new("loupe_training_duration_seconds", "fit + rescore time").buckets(
+                vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            ),
+            &["phase"],
+        )
+        .expect("valid metric");
+        let predictions = IntCounterVec::new(
+            Opts::new("loupe_predictions_total", "predictions served, by route"),
+            &["route"],
+        )
+        .expect("valid metric");
+        let queue_size = IntGaugeVec::new(
+            Opts::new("loupe_items", "items per project and status"),
+            &["project", "status"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_latency.clone()),
+            Box::new(labels.clone()),
+            Box::new(trainings.clone()),
+            Box::new(training_seconds.clone()),
+            Box::new(predictions.clone()),
+            Box::new(queue_size.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            labels,
+            trainings,
+            training_seconds,
+            predictions,
+            queue_size,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding never fails");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Middleware: counts requests and their latency by route pattern (not by
+/// raw path, so ids do not explode the label space).
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let metrics = req.app_data::<web::Data<crate::state::AppState>>().cloned();
+    let res = next.call(req).await;
+    if let Some(state) = metrics {
+        let status = match &res {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        let m = &state.metrics;
+        m.http_requests
+            .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+            .inc();
+        m.http_latency
+            .with_label_values(&[method.as_str(), route.as_str()])
+            .observe(start.elapsed().as_secs_f64());
+    }
+    res
+}

@@ -1,0 +1,468 @@
+//! Training and rescoring: the one place that moves data between the
+//! database and the learner. The cron job and `POST …/train` both call
+//! [`train_project`]; a per-project guard keeps one ML job per project at a
+//! time; fitting and scoring run on the blocking pool, never on the executor.
+mod store;
+pub mod threshold;
+
+pub use store::{LoadedModel, ModelBlob, ModelStore};
+
+use crate::db::{self, items::Scored, models::VersionMeta};
+use crate::domain::{LabelSet, Strategy};
+use crate::learner::{self, Input, LearnerError};
+use crate::state::AppState;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Rows fetched and scored at a time when rescoring the pool.
+const SCORE_PAGE: u64 = 5_000;
+/// Items both models predict for the stability (stopping) signal.
+const STABILITY_SAMPLE: u64 = 1_000;
+/// Unlabeled items the featurizer may learn its vocabulary and scales from.
+const UNSUPERVISED_SAMPLE: u64 = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("project not found")]
+    ProjectNotFound,
+    #[error("fewer than 2 classes have labels")]
+    NotEnoughLabels,
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("learner: {0}")]
+    Learner(#[from] LearnerError),
+    #[error("{0}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// One async mutex per project: at most one training or rescoring at a time.
+#[derive(Default)]
+pub struct TrainingGuards {
+    map: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TrainingGuards {
+    pub fn for_project(&self, project_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.map
+            .lock()
+            .expect("guard map lock")
+            .entry(project_id)
+            .or_default()
+            .clone()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    Api,
+    Schedule,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+fn inputs(rows: &[(Option<String>, Option<Vec<f64>>)]) -> Vec<Input<'_>> {
+    rows.iter()
+        .map(|(t, f)| Input {
+            text: t.as_deref(),
+            features: f.as_deref(),
+        })
+        .collect()
+}
+
+/// An item as training sees it: id, text, features, final label.
+type Row = (i64, Option<String>, Option<Vec<f64>>, Option<String>);
+
+fn decode_rows(rows: Vec<db::items::TrainingRow>) -> Vec<Row> {
+    rows.into_iter()
+        .map(|r| {
+            (
+                r.id,
+                r.text,
+                r.features.as_deref().map(db::items::decode_features),
+                r.final_label,
+            )
+        })
+        .collect()
+}
+
+/// Trains a new model version on every labelled item, stores it, makes it
+/// active, and rescores the unlabeled pool with it.
+pub async fn train_project(
+    state: &AppState,
+    project_id: i64,
+    trigger: Trigger,
+) -> Result<VersionMeta, TrainError> {
+    let guard = state.training.for_project(project_id);
+    let _held = guard.lock().await;
+    let res = train_locked(state, project_id).await;
+    let outcome = match &res {
+        Ok(_) => "ok",
+        Err(TrainError::NotEnoughLabels) => "not_enough_labels",
+        Err(_) => "error",
+    };
+    state
+        .metrics
+        .trainings
+        .with_label_values(&[outcome, trigger.as_str()])
+        .inc();
+    match &res {
+        Ok(v) => tracing::info!(
+            project_id,
+            version = v.version,
+            n_labels = v.n_labels,
+            trigger = trigger.as_str(),
+            "trained"
+        ),
+        Err(TrainError::NotEnoughLabels) => {}
+        Err(e) => tracing::error!(project_id, error = %e, "training failed"),
+    }
+    res
+}
+
+async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, TrainError> {
+    let started = Instant::now();
+    let project = db::projects::get(&state.db, project_id)
+        .await?
+        .ok_or(TrainError::ProjectNotFound)?;
+    let labels = project_labels(&project)?;
+    let watermark = db::labels::max_id(&state.db, project_id).await?;
+    let labeled = decode_rows(db::items::labeled_rows(&state.db, project_id).await?);
+    let pool = decode_rows(
+        db::items::unlabeled_page(&state.db, project_id, 0, UNSUPERVISED_SAMPLE).await?,
+    );
+    let mut y = Vec::with_capacity(labeled.len());
+    let mut x_rows = Vec::with_capacity(labeled.len());
+    for (_, t, f, l) in labeled {
+        if let Some(i) = l.as_deref().and_then(|l| labels.index_of(l)) {
+            y.push(i);
+            x_rows.push((t, f));
+        }
+    }
+    let distinct: std::collections::HashSet<usize> = y.iter().copied().collect();
+    if distinct.len() < 2 {
+        return Err(TrainError::NotEnoughLabels);
+    }
+    let n_classes = labels.len();
+    let seed = watermark as u64;
+    let n_labels = y.len();
+    let (model, metrics) = tokio::task::spawn_blocking(move || {
+        let pool_rows: Vec<(Option<String>, Option<Vec<f64>>)> =
+            pool.into_iter().map(|(_, t, f, _)| (t, f)).collect();
+        let params = learner::TrainParams {
+            seed,
+            ..Default::default()
+        };
+        learner::train(
+            &inputs(&x_rows),
+            &y,
+            n_classes,
+            &inputs(&pool_rows),
+            &params,
+        )
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("training task: {e}"))??;
+    state
+        .metrics
+        .training_seconds
+        .with_label_values(&["fit"])
+        .observe(started.elapsed().as_secs_f64());
+
+    // The stopping signal: how much the new model's answers differ from the
+    // previous one's on a fixed sample of the project (its first items).
+    let stability = match state.models.current(&state.db, project_id).await? {
+        Some(prev) => {
+            let sample =
+                db::items::list(&state.db, project_id, None, None, STABILITY_SAMPLE).await?;
+            let rows: Vec<(Option<String>, Option<Vec<f64>>)> = sample
+                .into_iter()
+                .map(|i| {
+                    (
+                        i.text,
+                        i.features.as_deref().map(db::items::decode_features),
+                    )
+                })
+                .collect();
+            let cur = model.clone();
+            tokio::task::spawn_blocking(move || -> Result<Option<f64>, LearnerError> {
+                let x = inputs(&rows);
+                let a = prev.model.predict_proba(&x)?;
+                let b = cur.predict_proba(&x)?;
+                Ok(Some(learner::agreement(&a, &b)))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("stability task: {e}"))??
+        }
+        None => None,
+    };
+    let mut metrics_json = serde_json::to_value(&metrics).map_err(anyhow::Error::from)?;
+    metrics_json["stability_kappa"] = serde_json::json!(stability);
+    let (auto_threshold, review_threshold) = match project.target_precision {
+        None => (project.auto_threshold, project.review_threshold),
+        Some(target) => {
+            let mut cal = threshold::choose(&metrics.heldout, target);
+            // A failed audit of auto cases tightens the threshold a step.
+            if let (Some(t), true) = (
+                cal.auto_threshold,
+                audit_failed(state, project_id, target).await?,
+            ) {
+                cal.auto_threshold = Some(threshold::tighten(t).unwrap_or(1.0));
+                cal.reason =
+                    Some("tightened one step: audited auto precision is below the target".into());
+            }
+            let auto = cal.auto_threshold.unwrap_or(1.0);
+            metrics_json["calibration"] =
+                serde_json::to_value(&cal).map_err(anyhow::Error::from)?;
+            (auto, project.review_threshold.min(auto))
+        }
+    };
+    let blob = ModelBlob {
+        labels: labels.as_slice().to_vec(),
+        model: model.to_bytes()?,
+    }
+    .encode()?;
+    let meta = db::models::insert_active(
+        &state.db,
+        db::models::NewVersion {
+            project_id,
+            n_labels: n_labels as i32,
+            label_watermark: watermark,
+            algorithm: model.algorithm(),
+            metrics: metrics_json,
+            auto_threshold,
+            review_threshold,
+            model: blob,
+        },
+    )
+    .await?;
+    let loaded = Arc::new(LoadedModel {
+        meta: meta.clone(),
+        labels: labels.as_slice().to_vec(),
+        model,
+    });
+    state.models.put(project_id, loaded.clone());
+    let strategy = Strategy::parse(&project.strategy).map_err(|e| anyhow::anyhow!(e))?;
+    let t = Instant::now();
+    rescore_with_model(state, project_id, &loaded, strategy).await?;
+    state
+        .metrics
+        .training_seconds
+        .with_label_values(&["rescore"])
+        .observe(t.elapsed().as_secs_f64());
+    Ok(meta)
+}
+
+/// True when at least 10 blind audits of auto cases put precision below target.
+async fn audit_failed(state: &AppState, project_id: i64, target: f64) -> Result<bool, TrainError> {
+    let rows = db::stats::review_rows(&state.db, project_id).await?;
+    let audited: Vec<_> = rows.iter().filter(|r| r.audit).collect();
+    if audited.len() < 10 {
+        return Ok(false);
+    }
+    let agree = audited
+        .iter()
+        .filter(|r| r.pred_label.as_deref() == Some(r.label.as_str()))
+        .count();
+    Ok((agree as f64) < target * audited.len() as f64)
+}
+
+fn project_labels(p: &db::projects::Project) -> Result<LabelSet, TrainError> {
+    let v: Vec<String> =
+        serde_json::from_value(p.labels.clone()).map_err(|e| anyhow::anyhow!("labels: {e}"))?;
+    LabelSet::parse(&v).map_err(|e| TrainError::Other(anyhow::anyhow!(e)))
+}
+
+/// Trains when at least `min_new_labels` labels arrived since the active
+/// version; what the cron job runs. Skips if a training is already running.
+pub async fn train_if_due(
+    state: &AppState,
+    project_id: i64,
+) -> Result<Option<VersionMeta>, TrainError> {
+    let Some(project) = db::projects::get(&state.db, project_id).await? else {
+        return Ok(None);
+    };
+    let watermark = db::models::active(&state.db, project_id)
+        .await?
+        .map(|v| v.label_watermark)
+        .unwrap_or(0);
+    let new = db::labels::count_since(&state.db, project_id, watermark).await?;
+    if new < project.min_new_labels as u64 {
+        return Ok(None);
+    }
+    if state.training.for_project(project_id).try_lock().is_err() {
+        return Ok(None);
+    }
+    match train_project(state, project_id, Trigger::Schedule).await {
+        Ok(v) => Ok(Some(v)),
+        Err(TrainError::NotEnoughLabels) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reorders the unlabeled pool: by the active model under the project's
+/// strategy, or in cold-start order before any model exists.
+pub async fn rescore_project(state: &AppState, project_id: i64) -> Result<(), TrainError> {
+    let guard = state.training.for_project(project_id);
+    let _held = guard.lock().await;
+    let Some(project) = db::projects::get(&state.db, project_id).await? else {
+        return Ok(());
+    };
+    let strategy = Strategy::parse(&project.strategy).map_err(|e| anyhow::anyhow!(e))?;
+    match state.models.current(&state.db, project_id).await? {
+        Some(m) => rescore_with_model(state, project_id, &m, strategy).await,
+        None => cold_start(state, project_id).await,
+    }
+}
+
+async fn rescore_with_model(
+    state: &AppState,
+    project_id: i64,
+    model: &Arc<LoadedModel>,
+    strategy: Strategy,
+) -> Result<(), TrainError> {
+    if strategy == Strategy::Auto {
+        return rank_whole_pool(state, project_id, model).await;
+    }
+    let mut after = 0;
+    loop {
+        let page =
+            decode_rows(db::items::unlabeled_page(&state.db, project_id, after, SCORE_PAGE).await?);
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        let m = model.clone();
+        let scored = tokio::task::spawn_blocking(move || -> Result<Vec<Scored>, LearnerError> {
+            let rows: Vec<(Option<String>, Option<Vec<f64>>)> = page
+                .iter()
+                .map(|(_, t, f, _)| (t.clone(), f.clone()))
+                .collect();
+            let proba = m.model.predict_proba(&inputs(&rows))?;
+            let seed = (m.meta.version as u64) << 32 ^ page[0].0 as u64;
+            let scores = learner::score(strategy.to_learner(), &proba, seed);
+            Ok(page
+                .iter()
+                .zip(proba.rows())
+                .zip(scores)
+                .map(|(((id, ..), p), s)| {
+                    let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
+                    Scored {
+                        id: *id,
+                        score: s,
+                        prediction: Some((m.labels[best].clone(), conf, m.meta.version)),
+                    }
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
+        db::items::write_scores(&state.db, &scored).await?;
+    }
+    Ok(())
+}
+
+/// `auto` judges a batch's diversity against the rest of the pool, so it
+/// ranks the whole pool at once (probabilities and scores in one pass).
+async fn rank_whole_pool(
+    state: &AppState,
+    project_id: i64,
+    model: &Arc<LoadedModel>,
+) -> Result<(), TrainError> {
+    let mut rows = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db::items::unlabeled_page(&state.db, project_id, after, SCORE_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        rows.extend(decode_rows(page));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let m = model.clone();
+    let scored = tokio::task::spawn_blocking(move || -> Result<Vec<Scored>, LearnerError> {
+        let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
+            .iter()
+            .map(|(_, t, f, _)| (t.clone(), f.clone()))
+            .collect();
+        let seed = (m.meta.version as u64) << 32 ^ project_id as u64;
+        let (proba, scores) = learner::rank_pool(
+            &m.model,
+            &inputs(&xs),
+            learner::Strategy::Auto,
+            learner::DEFAULT_BATCH,
+            seed,
+        )?;
+        Ok(rows
+            .iter()
+            .zip(proba.rows())
+            .zip(scores)
+            .map(|(((id, ..), p), s)| {
+                let (best, conf) = argmax(&p.to_vec());
+                Scored {
+                    id: *id,
+                    score: s,
+                    prediction: Some((m.labels[best].clone(), conf, m.meta.version)),
+                }
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("ranking task: {e}"))??;
+    db::items::write_scores(&state.db, &scored).await?;
+    Ok(())
+}
+
+async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError> {
+    let mut rows = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db::items::unlabeled_page(&state.db, project_id, after, SCORE_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        rows.extend(decode_rows(page));
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let scored = tokio::task::spawn_blocking(move || -> Result<Vec<Scored>, LearnerError> {
+        let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
+            .iter()
+            .map(|(_, t, f, _)| (t.clone(), f.clone()))
+            .collect();
+        let scores = learner::cold_start_scores(&inputs(&xs), project_id as u64)?;
+        Ok(rows
+            .iter()
+            .zip(scores)
+            .map(|((id, ..), s)| Scored {
+                id: *id,
+                score: s,
+                prediction: None,
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cold start task: {e}"))??;
+    db::items::write_scores(&state.db, &scored).await?;
+    Ok(())
+}
+
+/// Index and value of the largest probability.
+pub fn argmax(p: &[f64]) -> (usize, f64) {
+    p.iter()
+        .copied()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+}

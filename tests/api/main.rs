@@ -1,0 +1,11 @@
+//! Black-box tests of the running server. Each scenario runs on SQLite and,
+//! when `LOUPE_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
+mod common;
+
+mod errors;
+mod flow;
+mod queue;
+mod restart;
+mod review;
+mod scheduler;
+mod stats;

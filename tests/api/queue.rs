@@ -1,0 +1,157 @@
+//! Leases: nobody gets an item somebody else holds, also under concurrency.
+use crate::both_backends;
+use crate::common::{dataset, TestApp};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+async fn concurrent_leases(app: TestApp) {
+    let pid = app
+        .project(json!({"name": "p", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let rows: Vec<Value> = (0..400)
+        .map(|i| json!({"external_id": format!("x{i}"), "features": [i as f64, (i % 7) as f64]}))
+        .collect();
+    app.import_json(pid, &rows).await;
+    let app = Arc::new(app);
+    let mut tokens = vec![];
+    for i in 0..8 {
+        tokens.push(app.token(&format!("ann{i}"), "annotator").await);
+    }
+    // 8 annotators × 5 rounds × 5 items = 200 leases, all live at once.
+    let mut tasks = vec![];
+    for t in tokens {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = vec![];
+            for _ in 0..5 {
+                let (s, v) = app
+                    .post(
+                        &format!("/api/v1/projects/{pid}/queue/next"),
+                        &t,
+                        json!({"n": 5}),
+                    )
+                    .await;
+                assert_eq!(s, 200, "{v}");
+                for it in v["items"].as_array().unwrap() {
+                    assert!(it["lease_expires_at"].is_string());
+                    got.push(it["item"]["id"].as_i64().unwrap());
+                }
+            }
+            got
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 200, "every request was served in full");
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "an item was handed to two annotators"
+    );
+}
+
+both_backends!(no_double_lease_under_concurrency, super::concurrent_leases);
+
+async fn lease_expiry(app: TestApp) {
+    let pid = app
+        .project(
+            json!({"name": "p", "labels": ["a", "b"], "lease_seconds": 1, "retrain_cron": null}),
+        )
+        .await;
+    app.import_json(
+        pid,
+        &[json!({"external_id": "only", "text": "the one item"})],
+    )
+    .await;
+    let alice = app.token("alice", "annotator").await;
+    let bob = app.token("bob", "annotator").await;
+    let url = format!("/api/v1/projects/{pid}/queue/next");
+    let (_, v) = app.post(&url, &alice, json!({})).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (_, v) = app.post(&url, &bob, json!({})).await;
+    assert_eq!(v["items"], json!([]), "held by alice");
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (_, v) = app.post(&url, &bob, json!({})).await;
+    assert_eq!(
+        v["items"][0]["item"]["external_id"], "only",
+        "alice's lease expired"
+    );
+    let id = v["items"][0]["item"]["id"].as_i64().unwrap();
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+            &alice,
+            json!({"label": "a"}),
+        )
+        .await;
+    assert_eq!(s, 409, "bob holds it now");
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+            &bob,
+            json!({"label": "a"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, v) = app.post(&url, &alice, json!({})).await;
+    assert_eq!(v["items"], json!([]), "labelled items leave the queue");
+}
+
+both_backends!(leases_expire, super::lease_expiry);
+
+/// Before any model, the queue is not insertion order: the cold start
+/// spreads the first items over the pool, and covers more classes.
+async fn cold_start(app: TestApp) {
+    let pool = dataset("digits", "pool");
+    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let pid = app
+        .project(json!({"name": "d", "labels": labels, "retrain_cron": null}))
+        .await;
+    let rows: Vec<Value> = pool
+        .iter()
+        .map(|r| json!({"external_id": r["external_id"], "features": r["features"]}))
+        .collect();
+    app.import_json(pid, &rows).await;
+    let ann = app.token("ann", "annotator").await;
+    // The cold-start ranking runs in the background after an import.
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let (_, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/queue/next"),
+            &ann,
+            json!({"n": 20}),
+        )
+        .await;
+    let first = v["items"].as_array().unwrap().clone();
+    let ids: Vec<i64> = first
+        .iter()
+        .map(|i| i["item"]["id"].as_i64().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_ne!(ids, sorted, "cold start must not be insertion order");
+    let oracle: std::collections::HashMap<&str, &str> = pool
+        .iter()
+        .map(|r| {
+            (
+                r["external_id"].as_str().unwrap(),
+                r["label"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let classes: HashSet<&str> = first
+        .iter()
+        .map(|i| oracle[i["item"]["external_id"].as_str().unwrap()])
+        .collect();
+    assert!(
+        classes.len() >= 7,
+        "20 cold-start items cover {} classes",
+        classes.len()
+    );
+}
+
+both_backends!(cold_start_order, super::cold_start);
