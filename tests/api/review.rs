@@ -105,6 +105,13 @@ async fn tiers_rules_and_decisions(app: TestApp) {
         (Some("auto"), Some("model"))
     );
 
+    // The counts tell the escalated cases apart.
+    let c = app.counts(pid).await;
+    assert_eq!(
+        (c["review"].as_i64(), c["escalated"].as_i64()),
+        (Some(2), Some(1)),
+        "{c}"
+    );
     // The junior reviewer gets the review case, never the escalated one.
     let (_, v) = app
         .post(
