@@ -116,6 +116,7 @@ pub async fn import(
                 tier: Set(None),
                 blind: Set(false),
                 audit: Set(false),
+                gold_label: Set(None),
             }
         });
         let res = Items::insert_many(models)
@@ -465,6 +466,7 @@ pub async fn store_predictions(
                 tier: Set(r.review_tier.map(str::to_string)),
                 blind: Set(r.blind),
                 audit: Set(r.audit),
+                gold_label: Set(None),
             }
         });
         Items::insert_many(models)

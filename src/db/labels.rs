@@ -15,6 +15,8 @@ pub enum LabelError {
     LeasedToOther,
     /// With k labels per item, one person labels an item once.
     AlreadyLabeledByYou,
+    /// A gold item is answered once per person.
+    GoldAnsweredByYou,
     Db(DbErr),
 }
 
@@ -129,6 +131,11 @@ pub async fn create(
     if lease_live && item.lease_owner != Some(n.annotator_id) && !n.override_lease {
         return Err(LabelError::LeasedToOther);
     }
+    if item.status == "gold" {
+        let answered = answer_gold(&txn, item, n, now).await?;
+        txn.commit().await?;
+        return Ok(answered);
+    }
     let review = item.status == "review";
     if n.labels_per_item > 1 && !review {
         let mine = live_labels(&txn, item.id)
@@ -188,6 +195,47 @@ pub async fn create(
     Ok((label, item))
 }
 
+/// A reviewer's answer to a gold item: recorded (source `gold`) and judged
+/// later against the known answer; the item stays gold for other reviewers.
+async fn answer_gold(
+    txn: &sea_orm::DatabaseTransaction,
+    item: items::Model,
+    n: NewLabel<'_>,
+    now: chrono::DateTime<Utc>,
+) -> Result<(Label, items::Model), LabelError> {
+    let mine = live_labels(txn, item.id)
+        .await?
+        .iter()
+        .any(|l| l.annotator_id == n.annotator_id);
+    if mine {
+        return Err(LabelError::GoldAnsweredByYou);
+    }
+    let label = labels::ActiveModel {
+        id: NotSet,
+        project_id: Set(n.project_id),
+        item_id: Set(n.item_id),
+        label: Set(n.label.to_string()),
+        annotator_id: Set(n.annotator_id),
+        annotator: Set(n.annotator.to_string()),
+        source: Set("gold".into()),
+        duration_ms: Set(n.duration_ms),
+        created_at: Set(now),
+        undone_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    record(
+        txn,
+        &label,
+        "gold_answer",
+        item.pred_label.clone(),
+        true,
+        None,
+    )
+    .await?;
+    Ok((label, item))
+}
+
 pub async fn get(
     db: &impl ConnectionTrait,
     project_id: i64,
@@ -228,7 +276,12 @@ pub async fn undo(db: &sea_orm::DatabaseConnection, label: &Label) -> Result<(),
     if res.rows_affected == 0 {
         return Err(UndoError::AlreadyUndone);
     }
-    if let Some(item) = Items::find_by_id(label.item_id).one(&txn).await? {
+    let item = Items::find_by_id(label.item_id)
+        .one(&txn)
+        .await?
+        // A gold item keeps its status: only the answer is taken back.
+        .filter(|i| i.status != "gold");
+    if let Some(item) = item {
         let k = super::entities::projects::Entity::find_by_id(item.project_id)
             .one(&txn)
             .await?

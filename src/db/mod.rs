@@ -1,6 +1,7 @@
 //! Database access: entities plus query/mutation functions that take a
 //! connection. Handlers never build queries; they call these.
 pub mod entities;
+pub mod gold;
 pub mod items;
 pub mod labels;
 pub mod models;

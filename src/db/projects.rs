@@ -29,6 +29,8 @@ pub struct Counts {
     pub escalated: i64,
     /// Predictions accepted automatically and stored (`enqueue: true`).
     pub auto: i64,
+    /// Gold items (known answers for checking reviewers); not in `items`.
+    pub gold: i64,
 }
 
 #[derive(FromQueryResult)]
@@ -54,6 +56,10 @@ pub async fn counts(db: &impl ConnectionTrait, project_id: i64) -> Result<Counts
             "labeled" => c.labeled = r.n,
             "review" => c.review = r.n,
             "auto" => c.auto = r.n,
+            "gold" => {
+                c.gold = r.n;
+                continue;
+            }
             _ => {}
         }
         c.items += r.n;
@@ -83,6 +89,7 @@ pub struct ProjectFields {
     pub rules: Option<serde_json::Value>,
     pub audit_share: f64,
     pub blind_share: f64,
+    pub gold_share: f64,
     pub labels_per_item: i32,
 }
 
@@ -100,6 +107,7 @@ fn fill(am: &mut projects::ActiveModel, f: ProjectFields) {
     am.rules = Set(f.rules);
     am.audit_share = Set(f.audit_share);
     am.blind_share = Set(f.blind_share);
+    am.gold_share = Set(f.gold_share);
     am.labels_per_item = Set(f.labels_per_item);
 }
 

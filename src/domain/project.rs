@@ -239,6 +239,7 @@ impl ProjectSpec {
             },
             audit_share: p.audit_share,
             blind_share: p.blind_share,
+            gold_share: p.gold_share,
             labels_per_item: p.labels_per_item,
         })
     }

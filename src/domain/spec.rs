@@ -26,6 +26,8 @@ pub struct RoutingRequest {
     pub rules: Option<Option<serde_json::Value>>,
     pub audit_share: Option<f64>,
     pub blind_share: Option<f64>,
+    /// Chance that a review slot holds a gold item (known answer).
+    pub gold_share: Option<f64>,
 }
 
 /// The body of `POST /projects` and `PATCH /projects/{id}`.
@@ -58,6 +60,7 @@ pub struct ProjectSpec {
     pub rules: Vec<super::Rule>,
     pub audit_share: f64,
     pub blind_share: f64,
+    pub gold_share: f64,
     pub labels_per_item: i32,
 }
 
@@ -81,6 +84,7 @@ impl ProjectSpec {
             rules: vec![],
             audit_share: 0.0,
             blind_share: 0.0,
+            gold_share: 0.1,
             labels_per_item: 1,
         };
         base.patch(ProjectRequest {
@@ -145,6 +149,9 @@ impl ProjectSpec {
             if let Some(b) = rt.blind_share {
                 s.blind_share = super::parse_share("routing.blind_share", b)?;
             }
+            if let Some(g) = rt.gold_share {
+                s.gold_share = super::parse_share("routing.gold_share", g)?;
+            }
         }
         Ok(s)
     }
@@ -165,6 +172,7 @@ impl ProjectSpec {
             rules: (!self.rules.is_empty()).then(|| serde_json::json!(self.rules)),
             audit_share: self.audit_share,
             blind_share: self.blind_share,
+            gold_share: self.gold_share,
             labels_per_item: self.labels_per_item,
         }
     }

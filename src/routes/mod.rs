@@ -1,6 +1,7 @@
 //! HTTP routes: one file per resource, each with `configure`. Handlers are
 //! thin: extract, check the caller, parse into domain types, call one
 //! function, shape the answer.
+mod gold;
 mod health;
 pub mod items;
 mod models;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(tokens::configure)
             .configure(projects::configure)
             .configure(items::configure)
+            .configure(gold::configure)
             .configure(queue::configure)
             .configure(models::configure)
             .configure(predict::configure)

@@ -60,8 +60,8 @@ async fn lease(
     if !(1..=50).contains(&n) {
         return Err(ApiError::invalid("n must be between 1 and 50"));
     }
-    let (p, _) = project_or_404(state, pid).await?;
-    let rows = db::items::lease_next(
+    let (p, spec) = project_or_404(state, pid).await?;
+    let mut rows = db::items::lease_next(
         &state.db,
         p.id,
         status,
@@ -72,11 +72,28 @@ async fn lease(
         status == "unlabeled" && p.labels_per_item > 1,
     )
     .await?;
-    let ids: Vec<i64> = rows.iter().map(|i| i.id).collect();
+    if status == "review" && !rows.is_empty() && spec.gold_share > 0.0 {
+        mix_in_gold(state, caller, p.id, spec.gold_share, &mut rows).await?;
+    }
+    // Gold items pass for review items of the active model, leased alike.
+    let gold_version = if rows.iter().any(|i| i.status == "gold") {
+        db::models::active(&state.db, p.id)
+            .await?
+            .map(|v| v.version)
+    } else {
+        None
+    };
+    let gold_lease = db::now_ms() + p.lease_seconds as i64 * 1000;
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter(|i| i.status != "gold")
+        .map(|i| i.id)
+        .collect();
     let labels = db::labels::for_items(&state.db, &ids).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|i| {
+            let gold = i.status == "gold";
             let suggestion = match (&i.pred_label, i.pred_confidence, i.blind) {
                 (Some(l), Some(c), false) => json!({"label": l, "confidence": c}),
                 _ => Value::Null,
@@ -86,16 +103,56 @@ async fn lease(
                 // Blind items look like ordinary ones: no model answer anywhere.
                 item["prediction"] = Value::Null;
             }
+            if gold {
+                item["prediction"]["model_version"] = json!(gold_version);
+            }
+            let (score, expires) = if gold {
+                (1.0 - i.pred_confidence.unwrap_or(0.0), Some(gold_lease))
+            } else {
+                (i.score, i.lease_expires_at)
+            };
             json!({
                 "item": item,
-                "score": i.score,
+                "score": score,
                 "suggestion": suggestion,
                 "tier": i.tier,
-                "lease_expires_at": i.lease_expires_at.and_then(views::rfc3339_ms),
+                "lease_expires_at": expires.and_then(views::rfc3339_ms),
             })
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// Puts gold items in some review slots (each with chance `share`), at
+/// random places, giving back the leases of the real items they displace.
+/// Only when real items are waiting, so gold never shows in an empty queue.
+async fn mix_in_gold(
+    state: &AppState,
+    caller: &Caller,
+    pid: i64,
+    share: f64,
+    rows: &mut Vec<db::items::Item>,
+) -> ApiResult<()> {
+    use rand::Rng;
+    let want = {
+        let mut rng = rand::thread_rng();
+        (0..rows.len()).filter(|_| rng.gen::<f64>() < share).count()
+    };
+    let gold = db::gold::pick(&state.db, pid, caller.token_id, want).await?;
+    if gold.is_empty() {
+        return Ok(());
+    }
+    // As many real items give way as gold items come in (never more than
+    // were asked for); they go back to the queue at once.
+    let keep = rows.len().saturating_sub(gold.len());
+    let displaced: Vec<i64> = rows.drain(keep..).map(|i| i.id).collect();
+    db::items::release(&state.db, pid, caller.token_id, &displaced).await?;
+    let mut rng = rand::thread_rng();
+    for g in gold {
+        let at = rng.gen_range(0..=rows.len());
+        rows.insert(at, g);
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -151,7 +208,7 @@ async fn create_label(
     }
     // Review items are decided by reviewers only, escalated ones by seniors.
     if let Some(item) = db::items::get(&state.db, p.id, item_id).await? {
-        if item.status == "review" {
+        if item.status == "review" || item.status == "gold" {
             caller.require(Role::Reviewer)?;
             if item.tier.as_deref() == Some("escalate") && !caller.senior {
                 return Err(ApiError::new(
@@ -161,7 +218,7 @@ async fn create_label(
             }
         }
     }
-    let (label, _item) = db::labels::create(
+    let (mut label, item) = db::labels::create(
         &state.db,
         db::labels::NewLabel {
             project_id: p.id,
@@ -178,12 +235,18 @@ async fn create_label(
     .map_err(|e| match e {
         LabelError::ItemNotFound => ApiError::not_found("item"),
         LabelError::LeasedToOther => ApiError::conflict("this item is leased to another annotator"),
+        LabelError::GoldAnsweredByYou => ApiError::conflict("you have answered this item already"),
         LabelError::AlreadyLabeledByYou => {
             ApiError::conflict("you have labeled this item already; it needs other people's labels")
         }
         LabelError::Db(e) => e.into(),
     })?;
     state.metrics.labels.inc();
+    if label.source == "gold" {
+        // Answered like any review item; that it was gold stays unsaid.
+        let agreed = item.pred_label.as_deref() == Some(label.label.as_str());
+        label.source = if agreed { "review" } else { "override" }.into();
+    }
     Ok(HttpResponse::Created().json(views::label(&label)))
 }
 

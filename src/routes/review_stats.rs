@@ -1,5 +1,6 @@
 //! What the review data says: override rates, confident mistakes, the audit
 //! estimate of auto precision, and whether reviewers really review.
+use crate::db::gold::GoldAnswer;
 use crate::db::stats::ReviewRow;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -79,9 +80,59 @@ pub fn audit(rows: &[ReviewRow], target: Option<f64>) -> Value {
     json!({"audited": audited.len(), "agreed": agree, "precision": precision, "target": target, "alert": alert})
 }
 
+/// What a reviewer's answers to gold items show.
+#[derive(Default)]
+struct GoldAcc {
+    answered: usize,
+    correct: usize,
+    /// Gold items shown with a deliberately wrong suggestion …
+    wrong_shown: usize,
+    /// … and how many of those the reviewer accepted.
+    wrong_accepted: usize,
+    wrong_accepted_ms: Vec<i64>,
+}
+
+fn gold_by_reviewer(gold: &[GoldAnswer]) -> BTreeMap<&str, GoldAcc> {
+    let mut by: BTreeMap<&str, GoldAcc> = BTreeMap::new();
+    for g in gold {
+        let a = by.entry(g.annotator.as_str()).or_default();
+        a.answered += 1;
+        a.correct += (g.label == g.answer) as usize;
+        if g.suggestion.as_deref().is_some_and(|s| s != g.answer) {
+            a.wrong_shown += 1;
+            if g.suggestion.as_deref() == Some(g.label.as_str()) {
+                a.wrong_accepted += 1;
+                a.wrong_accepted_ms.extend(g.duration_ms);
+            }
+        }
+    }
+    by
+}
+
+/// Project-wide: how reviewers do on gold items.
+pub fn gold_summary(items: u64, gold: &[GoldAnswer]) -> Value {
+    let correct = gold.iter().filter(|g| g.label == g.answer).count();
+    let wrong: Vec<&GoldAnswer> = gold
+        .iter()
+        .filter(|g| g.suggestion.as_deref().is_some_and(|s| s != g.answer))
+        .collect();
+    let accepted = wrong
+        .iter()
+        .filter(|g| g.suggestion.as_deref() == Some(g.label.as_str()))
+        .count();
+    json!({
+        "items": items,
+        "answers": gold.len(),
+        "accuracy": rate(correct, gold.len()),
+        "wrong_suggestions_shown": wrong.len(),
+        "wrong_suggestions_accepted": accepted,
+    })
+}
+
 /// Per reviewer: agreement with the model when it was shown and when it was
-/// not (the gap measures anchoring), speed, and a rubber-stamp flag.
-pub fn reviewers(rows: &[ReviewRow]) -> Value {
+/// not (the gap measures anchoring), agreement with gold answers, speed, and
+/// a rubber-stamp flag with its reasons.
+pub fn reviewers(rows: &[ReviewRow], gold: &[GoldAnswer]) -> Value {
     #[derive(Default)]
     struct Acc {
         n: usize,
@@ -92,6 +143,10 @@ pub fn reviewers(rows: &[ReviewRow]) -> Value {
         durations: Vec<i64>,
     }
     let mut by: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut golds = gold_by_reviewer(gold);
+    for name in golds.keys() {
+        by.entry(name).or_default();
+    }
     for r in rows {
         let a = by.entry(r.annotator.as_str()).or_default();
         a.n += 1;
@@ -119,15 +174,42 @@ pub fn reviewers(rows: &[ReviewRow]) -> Value {
                 (Some(s), Some(b)) => Some(s - b),
                 _ => None,
             };
-            let rubber_stamp = a.shown >= 20
+            let g = golds.remove(name).unwrap_or_default();
+            let mut reasons: Vec<String> = vec![];
+            if a.shown >= 20
                 && shown_rate.unwrap_or(0.0) >= 0.97
                 && med.is_some_and(|m| m < 2000)
-                && anchoring.is_none_or(|g| g > 0.1);
+                && anchoring.is_none_or(|g| g > 0.1)
+            {
+                reasons.push(format!(
+                    "agrees with the model {:.0} % of the time in a median {:.1} s",
+                    shown_rate.unwrap_or(0.0) * 100.0,
+                    med.unwrap_or(0) as f64 / 1000.0
+                ));
+            }
+            // Accepting deliberately wrong suggestions is the direct evidence.
+            if g.wrong_shown >= 3 && 2 * g.wrong_accepted >= g.wrong_shown {
+                let fast = median(g.wrong_accepted_ms.clone());
+                reasons.push(format!(
+                    "accepted {} of {} deliberately wrong suggestions on gold items{}",
+                    g.wrong_accepted,
+                    g.wrong_shown,
+                    fast.map(|m| format!(" (median {:.1} s)", m as f64 / 1000.0))
+                        .unwrap_or_default()
+                ));
+            }
             json!({
                 "reviewer": name, "reviews": a.n,
                 "agree_with_model_rate": shown_rate, "blind_agreement_rate": blind_rate,
                 "anchoring_gap": anchoring, "median_duration_ms": med,
-                "rubber_stamp_suspected": rubber_stamp,
+                "gold": {
+                    "answered": g.answered, "correct": g.correct,
+                    "accuracy": rate(g.correct, g.answered),
+                    "wrong_suggestions_shown": g.wrong_shown,
+                    "wrong_suggestions_accepted": g.wrong_accepted,
+                },
+                "rubber_stamp_suspected": !reasons.is_empty(),
+                "rubber_stamp_reasons": reasons,
             })
         })
         .collect::<Vec<_>>())

@@ -70,6 +70,8 @@ async fn stats(
     let hist = db::stats::confidence_histogram(&state.db, p.id).await?;
     let reviews = db::stats::review_rows(&state.db, p.id).await?;
     let human = db::stats::human_labels(&state.db, p.id).await?;
+    let gold = db::gold::answers(&state.db, p.id).await?;
+    let gold_items = db::gold::count(&state.db, p.id).await?;
     let mut volumes: std::collections::BTreeMap<
         String,
         serde_json::Map<String, serde_json::Value>,
@@ -101,7 +103,9 @@ async fn stats(
         "overrides": super::review_stats::overrides(&reviews),
         "confident_and_wrong": super::review_stats::confident_and_wrong(&reviews, spec.thresholds.auto),
         "audit": super::review_stats::audit(&reviews, spec.target_precision),
-        "reviewers": super::review_stats::reviewers(&reviews),
+        "reviewers": super::review_stats::reviewers(&reviews, &gold),
+        "gold": super::review_stats::gold_summary(gold_items, &gold),
+        "calibration": active.and_then(|v| v.metrics.get("calibration")),
         "agreement": super::review_stats::agreement(&human, spec.labels_per_item as usize),
         "active_model": active.map(|v| v.version),
         "labels_since_active_model": new_labels,

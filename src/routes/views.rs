@@ -27,6 +27,7 @@ pub fn project(p: &Project, counts: db::projects::Counts) -> Value {
             "rules": p.rules.clone().unwrap_or_else(|| json!([])),
             "audit_share": p.audit_share,
             "blind_share": p.blind_share,
+            "gold_share": p.gold_share,
         },
         "lease_seconds": p.lease_seconds,
         "labels_per_item": p.labels_per_item,
@@ -60,6 +61,9 @@ pub fn label(l: &Label) -> LabelView {
 }
 
 pub fn item(i: &Item, labels: &[Label]) -> Value {
+    if i.status == "gold" {
+        return gold_item(i);
+    }
     let prediction = match (&i.pred_label, i.pred_confidence, i.pred_version) {
         (Some(l), Some(c), Some(v)) => json!({"label": l, "confidence": c, "model_version": v}),
         _ => Value::Null,
@@ -75,6 +79,23 @@ pub fn item(i: &Item, labels: &[Label]) -> Value {
         "label": i.final_label,
         "decided_by": i.decided_by,
         "labels": labels.iter().filter(|l| l.item_id == i.id).map(label).collect::<Vec<_>>(),
+    })
+}
+
+/// A gold item reads like an undecided review item: its answer, and the
+/// answers reviewers gave, are nowhere in it.
+fn gold_item(i: &Item) -> Value {
+    json!({
+        "id": i.id,
+        "external_id": i.external_id,
+        "text": i.text,
+        "features": i.features.as_deref().map(db::items::decode_features),
+        "meta": i.meta,
+        "status": "review",
+        "prediction": {"label": i.pred_label, "confidence": i.pred_confidence, "model_version": null},
+        "label": null,
+        "decided_by": null,
+        "labels": [],
     })
 }
 

@@ -65,6 +65,10 @@ export async function dashboardView(main, pid) {
         panel("Label distribution", "chart-labels", distribution(p.labels, st.label_distribution || {}, src)),
         panel("Model confidence over the pool", "chart-confidence", confidence(st.confidence_histogram)),
         panel("Routing over time", "chart-routing", routing(st.routing_volumes))),
+      auditAlert(st.audit),
+      h("div.grid",
+        panel("Automation", "automation", automation(st, p)),
+        panel("Reviewers", "reviewers", reviewers(st.reviewers || [], st.gold))),
       panel("Annotators", "annotators", annotators(st.annotators || [])));
   }
 
@@ -156,4 +160,57 @@ function annotators(rows) {
     h("thead", h("tr", h("th", { scope: "col" }, "Annotator"), h("th.num", { scope: "col" }, "Labels"), h("th.num", { scope: "col" }, "Undone"), h("th.num", { scope: "col" }, "Median time per label"))),
     h("tbody", sorted.map((a) => h("tr",
       h("td", a.annotator), h("td.num", fmt.int(a.labels)), h("td.num", fmt.int(a.undone || 0)), h("td.num", fmt.secs(a.median_duration_ms)))))));
+}
+
+// A failed audit of auto-accepted cases: shown above everything else.
+function auditAlert(audit) {
+  if (!audit?.alert) return null;
+  return h("div.alert#audit-alert", { role: "alert" }, h("strong", "Automation audit: "), audit.alert,
+    ". Thresholds tighten at the next retrain.");
+}
+
+function automation(st, p) {
+  const cal = st.calibration;
+  const audit = st.audit || {};
+  const rows = [];
+  if (cal) {
+    rows.push(["Target precision", fmt.pct(cal.target_precision, 1)]);
+    if (cal.auto_threshold === null || cal.auto_threshold === undefined) {
+      rows.push(["Auto threshold", "none: everything goes to people"]);
+      rows.push(["Why", cal.reason || "no threshold meets the target"]);
+    } else {
+      rows.push(["Auto threshold", (+cal.auto_threshold).toFixed(3)]);
+      rows.push(["Estimated precision", `${fmt.pct(cal.estimated_precision, 1)} (≥ ${fmt.pct(cal.precision_lower_bound, 1)} at 95 %)`]);
+      rows.push(["Expected auto coverage", fmt.pct(cal.expected_coverage, 1)]);
+      if (cal.reason) rows.push(["Note", cal.reason]);
+    }
+    rows.push(["Held-out labels", fmt.int(cal.n_heldout)]);
+  } else {
+    rows.push(["Thresholds", `auto ≥ ${p.routing.auto_threshold}, review ≥ ${p.routing.review_threshold}`]);
+    rows.push(["Calibration", "set a target precision under Settings to calibrate the auto threshold on held-out labels"]);
+  }
+  rows.push(["Audited auto cases", audit.audited ? `${fmt.int(audit.audited)} · precision ${fmt.pct(audit.precision, 1)}` : "none yet"]);
+  return h("dl.facts#calibration", rows.map(([k, v]) => [h("dt", k), h("dd", v)]));
+}
+
+function reviewers(rows, gold) {
+  if (!rows.length) return empty("Each reviewer's agreement with the model, with gold answers and blind items appears here.");
+  const pct = (x) => (x === null || x === undefined ? "—" : fmt.pct(x, 0));
+  return [
+    h("div.table-wrap", h("table.data",
+      h("thead", h("tr", h("th", { scope: "col" }, "Reviewer"), h("th.num", { scope: "col" }, "Reviews"),
+        h("th.num", { scope: "col", title: "agreement with the model when its suggestion was shown" }, "Agrees with model"),
+        h("th.num", { scope: "col", title: "agreement with the model on blind items" }, "Blind"),
+        h("th.num", { scope: "col", title: "right answers on gold items" }, "Gold"),
+        h("th.num", { scope: "col" }, "Median time"), h("th", { scope: "col" }, "Flag"))),
+      h("tbody", rows.map((r) => h("tr", { dataset: { reviewer: r.reviewer } },
+        h("td", r.reviewer), h("td.num", fmt.int(r.reviews)), h("td.num", pct(r.agree_with_model_rate)),
+        h("td.num", pct(r.blind_agreement_rate)),
+        h("td.num", r.gold?.answered ? `${pct(r.gold.accuracy)} of ${fmt.int(r.gold.answered)}` : "—"),
+        h("td.num", fmt.secs(r.median_duration_ms)),
+        h("td", r.rubber_stamp_suspected
+          ? h("span.flag", { title: (r.rubber_stamp_reasons || []).join("; ") }, "rubber-stamping?", h("span.muted.reason", " " + (r.rubber_stamp_reasons || []).join("; ")))
+          : h("span.muted", "—"))))))),
+    gold?.items ? h("div.chart-foot", h("span.muted", `${fmt.int(gold.items)} gold items · ${fmt.int(gold.answers)} answers · ${pct(gold.accuracy)} right · ${fmt.int(gold.wrong_suggestions_accepted)} of ${fmt.int(gold.wrong_suggestions_shown)} wrong suggestions accepted`)) : null,
+  ];
 }

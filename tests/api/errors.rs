@@ -312,7 +312,7 @@ async fn idempotent_import(app: TestApp) {
     let c = app.counts(pid).await;
     assert_eq!(
         c,
-        json!({"items": 51, "unlabeled": 47, "labeled": 4, "review": 0, "escalated": 0, "auto": 0})
+        json!({"items": 51, "unlabeled": 47, "labeled": 4, "review": 0, "escalated": 0, "auto": 0, "gold": 0})
     );
     // Paging through items.
     let (_, page) = app

@@ -542,6 +542,11 @@ async fn calibrated_thresholds(app: TestApp) {
         cal["precision_lower_bound"].as_f64().unwrap() >= 0.97,
         "{cal}"
     );
+    assert_eq!(cal["auto_threshold"].as_f64(), Some(t));
+    let (_, st) = app
+        .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
+        .await;
+    assert_eq!(&st["calibration"], cal, "stats show the active calibration");
     let (_, out) = app
         .post(
             &format!("/api/v1/projects/{pid}/predict"),
@@ -576,3 +581,263 @@ both_backends!(
     thresholds_calibrated_to_target,
     super::calibrated_thresholds
 );
+
+/// Gold items: known answers reviewers meet in their queue without knowing
+/// it, some with a deliberately wrong suggestion; reviewers are judged on them.
+async fn gold_items(app: TestApp) {
+    let pid = trained_project(
+        &app,
+        json!({"auto_threshold": 0.999, "review_threshold": 0.0, "gold_share": 1.0}),
+    )
+    .await;
+    let before = app.counts(pid).await;
+    let gold_path = format!("/api/v1/projects/{pid}/gold");
+    // Bad gold changes nothing, and only admins add gold.
+    for bad in [
+        json!([{"external_id": "gx", "features": [1.0], "label": "maybe"}]),
+        json!([{"external_id": "gx", "features": [1.0], "label": "neg", "suggest": "maybe"}]),
+        json!([{"external_id": "gx", "features": [1.0, 2.0], "label": "neg"}]),
+        json!([{"external_id": "gx", "features": [1.0], "label": "neg", "confidence": 2}]),
+        json!([]),
+    ] {
+        let (s, v) = app.post(&gold_path, ADMIN, bad.clone()).await;
+        assert_eq!(
+            (s.as_u16(), v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad}: {v}"
+        );
+    }
+    let stamper = app.token("stamp", "reviewer").await;
+    let careful = app.token("care", "reviewer").await;
+    let gold = json!([
+        {"external_id": "g1", "features": [-30.0], "label": "neg", "suggest": "pos"},
+        {"external_id": "g2", "features": [-25.0], "label": "neg", "suggest": "pos"},
+        {"external_id": "g3", "features": [25.0], "label": "pos", "suggest": "neg"},
+        {"external_id": "g4", "features": [30.0], "label": "pos"},
+    ]);
+    let (s, _) = app.post(&gold_path, &stamper, gold.clone()).await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        app.counts(pid).await,
+        before,
+        "rejected gold changed nothing"
+    );
+    let (s, v) = app.post(&gold_path, ADMIN, gold.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"inserted": 4, "duplicates": 0, "wrong_suggestions": 3})
+    );
+    let (_, v) = app.post(&gold_path, ADMIN, json!({"items": gold})).await;
+    assert_eq!(v["duplicates"], 4, "gold is idempotent on external_id");
+    let c = app.counts(pid).await;
+    assert_eq!(
+        (c["gold"].as_i64(), &c["items"]),
+        (Some(4), &before["items"])
+    );
+
+    // No real review item yet: gold never shows in an empty queue.
+    let next = |tok: String| {
+        let app = &app;
+        async move {
+            let (s, v) = app
+                .post(
+                    &format!("/api/v1/projects/{pid}/queue/review"),
+                    &tok,
+                    json!({"n": 4}),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["items"].as_array().unwrap().clone()
+        }
+    };
+    assert!(next(stamper.clone()).await.is_empty());
+    let service = app.token("svc", "service").await;
+    let real: Vec<Value> = (0..6)
+        .map(|i| json!({"external_id": format!("r{i}"), "features": [0.1 * i as f64]}))
+        .collect();
+    predict(&app, pid, &service, json!(real)).await;
+
+    // Every slot is gold here (gold_share 1): the stamper gets the four, and
+    // they look like any review item.
+    let got = next(stamper.clone()).await;
+    let mut ext: Vec<&str> = got
+        .iter()
+        .map(|e| e["item"]["external_id"].as_str().unwrap())
+        .collect();
+    ext.sort_unstable();
+    assert_eq!(ext, ["g1", "g2", "g3", "g4"]);
+    for e in &got {
+        assert_eq!(e["item"]["status"], "review", "{e}");
+        assert_eq!(e["tier"], "review");
+        assert!(
+            e["suggestion"]["label"].is_string() && e["lease_expires_at"].is_string(),
+            "{e}"
+        );
+        assert_eq!(e["item"]["labels"], json!([]));
+        assert!(e["item"].get("gold_label").is_none());
+    }
+    // The stamper accepts every suggestion, fast.
+    let mut stamped = vec![];
+    for e in &got {
+        let id = e["item"]["id"].as_i64().unwrap();
+        let (s, l) = app
+            .post(
+                &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+                &stamper,
+                json!({"label": e["suggestion"]["label"], "duration_ms": 400}),
+            )
+            .await;
+        assert_eq!(s, 201, "{l}");
+        assert_eq!(l["source"], "review", "a gold answer reads like a review");
+        stamped.push((id, l["id"].as_i64().unwrap()));
+    }
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{}/labels", stamped[0].0),
+            &stamper,
+            json!({"label": "neg"}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let ann = app.token("ann", "annotator").await;
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{}/labels", stamped[0].0),
+            &ann,
+            json!({"label": "neg"}),
+        )
+        .await;
+    assert_eq!(s, 403, "annotators do not answer review (or gold) items");
+    // A reviewer reading the item learns nothing more.
+    let (_, item) = app
+        .get(
+            &format!("/api/v1/projects/{pid}/items/{}", stamped[0].0),
+            &stamper,
+        )
+        .await;
+    assert_eq!(
+        (item["status"].as_str(), &item["label"]),
+        (Some("review"), &Value::Null)
+    );
+    assert_eq!(item["labels"], json!([]));
+
+    // The stamper has seen all gold: real items now.
+    let got = next(stamper.clone()).await;
+    assert!(!got.is_empty());
+    assert!(got
+        .iter()
+        .all(|e| e["item"]["external_id"].as_str().unwrap().starts_with('r')));
+    // One real case decided (it becomes training data), the rest given back.
+    let first = got[0]["item"]["id"].as_i64().unwrap();
+    let (s, l) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{first}/labels"),
+            &stamper,
+            json!({"label": got[0]["suggestion"]["label"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{l}");
+    let rest: Vec<i64> = got[1..]
+        .iter()
+        .map(|e| e["item"]["id"].as_i64().unwrap())
+        .collect();
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/queue/release"),
+            &stamper,
+            json!({ "item_ids": rest }),
+        )
+        .await;
+    assert_eq!(s, 204);
+    // The careful reviewer gets the gold too and gives the known answers.
+    let got = next(careful.clone()).await;
+    assert_eq!(got.len(), 4);
+    let truth = |x: &str| {
+        if x.starts_with("g1") || x.starts_with("g2") {
+            "neg"
+        } else {
+            "pos"
+        }
+    };
+    for e in &got {
+        let ext = e["item"]["external_id"].as_str().unwrap();
+        assert!(ext.starts_with('g'), "{e}");
+        let id = e["item"]["id"].as_i64().unwrap();
+        let (s, l) = app
+            .post(
+                &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+                &careful,
+                json!({"label": truth(ext), "duration_ms": 6000}),
+            )
+            .await;
+        assert_eq!(s, 201, "{l}");
+    }
+
+    let (_, st) = app
+        .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
+        .await;
+    let reviewer = |name: &str| {
+        st["reviewers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reviewer"] == name)
+            .unwrap_or_else(|| panic!("{name} in {st}"))
+            .clone()
+    };
+    let s_ = reviewer("stamp");
+    assert_eq!(
+        s_["gold"],
+        json!({"answered": 4, "correct": 1, "accuracy": 0.25,
+               "wrong_suggestions_shown": 3, "wrong_suggestions_accepted": 3}),
+        "{s_}"
+    );
+    assert_eq!(s_["rubber_stamp_suspected"], true, "{s_}");
+    assert!(s_["rubber_stamp_reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("accepted 3 of 3 deliberately wrong"));
+    let c_ = reviewer("care");
+    assert_eq!(c_["gold"]["accuracy"], 1.0, "{c_}");
+    assert_eq!(c_["rubber_stamp_suspected"], false, "{c_}");
+    assert_eq!(
+        st["gold"],
+        json!({"items": 4, "answers": 8, "accuracy": 0.625,
+               "wrong_suggestions_shown": 6, "wrong_suggestions_accepted": 3})
+    );
+
+    // Undoing a gold answer takes back the answer only; gold stays gold and
+    // never becomes training data.
+    let (s, _) = app
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/projects/{pid}/labels/{}", stamped[0].1),
+            &stamper,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(app.counts(pid).await["gold"], 4);
+    let (_, st) = app
+        .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
+        .await;
+    assert_eq!(st["gold"]["answers"], 7);
+    let (s, m) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/train?wait=true"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+    assert_eq!(
+        m["n_labels"], 41,
+        "40 seeds and the one real review decision: {m}"
+    );
+}
+
+both_backends!(gold_items_measure_reviewers, super::gold_items);

@@ -29,6 +29,9 @@ pub struct Model {
     pub blind: bool,
     /// A random audit of an auto-accepted prediction.
     pub audit: bool,
+    /// For gold items (status `gold`): the known answer. The model's
+    /// `pred_label` then holds the suggestion shown, right or deliberately wrong.
+    pub gold_label: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

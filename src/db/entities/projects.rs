@@ -25,6 +25,8 @@ pub struct Model {
     pub blind_share: f64,
     /// Labels wanted per item from distinct people; the final label is the majority.
     pub labels_per_item: i32,
+    /// Chance that a review slot is filled with a gold item.
+    pub gold_share: f64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
