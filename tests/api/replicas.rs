@@ -503,3 +503,49 @@ async fn two_replicas_share_one_postgres() {
     );
     assert_eq!(ticks(b.clone()).await, before_b);
 }
+
+/// In one process too: train requests that arrive together train once.
+async fn concurrent_trains_join(app: crate::common::TestApp) {
+    let digits = dataset("digits", "pool");
+    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let pid = app
+        .project(json!({"name": "d", "labels": labels, "retrain_cron": null}))
+        .await;
+    // Every fourth item comes labelled: enough for a training of some length.
+    let rows: Vec<Value> = digits
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut r = r.clone();
+            if i % 4 != 0 {
+                r.as_object_mut().unwrap().remove("label");
+            }
+            r
+        })
+        .collect();
+    app.import_json(pid, &rows).await;
+    let app = Arc::new(app);
+    let train = format!("/api/v1/projects/{pid}/train?wait=true");
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let (app, train) = (app.clone(), train.clone());
+            tokio::spawn(async move { app.post(&train, ADMIN, json!({})).await })
+        })
+        .collect();
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        assert_eq!((s.as_u16(), &v["version"]), (201, &json!(1)), "{v}");
+    }
+    let (_, versions) = app
+        .get(&format!("/api/v1/projects/{pid}/models"), ADMIN)
+        .await;
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    // A request after the training finished trains anew, as before.
+    let (s, v) = app.post(&train, ADMIN, json!({})).await;
+    assert_eq!((s.as_u16(), &v["version"]), (201, &json!(2)), "{v}");
+}
+
+crate::both_backends!(
+    concurrent_train_requests_train_once,
+    super::concurrent_trains_join
+);
