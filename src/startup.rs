@@ -8,7 +8,6 @@ use crate::telemetry::{self, Metrics};
 use crate::{db, demo};
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 use anyhow::Context;
-use migration::MigratorTrait;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ impl Application {
         let conn = db::connect(&settings.database_url)
             .await
             .with_context(|| format!("connecting to {}", redact(&settings.database_url)))?;
-        migration::Migrator::up(&conn, None)
+        db::locks::migrate(&conn)
             .await
             .context("running database migrations")?;
         bootstrap_admin(&conn, settings.admin_token.as_deref()).await?;

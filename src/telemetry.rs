@@ -28,6 +28,7 @@ pub struct Metrics {
     pub training_seconds: HistogramVec,
     pub predictions: IntCounterVec,
     pub queue_size: IntGaugeVec,
+    pub schedule_ticks: IntCounterVec,
 }
 
 impl Metrics {
@@ -70,6 +71,14 @@ impl Metrics {
             &["project", "status"],
         )
         .expect("valid metric");
+        let schedule_ticks = IntCounterVec::new(
+            Opts::new(
+                "loupe_schedule_ticks_total",
+                "cron ticks fired here: claimed by this replica or by another one",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
@@ -78,6 +87,7 @@ impl Metrics {
             Box::new(training_seconds.clone()),
             Box::new(predictions.clone()),
             Box::new(queue_size.clone()),
+            Box::new(schedule_ticks.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -90,6 +100,7 @@ impl Metrics {
             training_seconds,
             predictions,
             queue_size,
+            schedule_ticks,
         }
     }
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_tables;
 mod m20261124_000002_review_and_audit;
 mod m20261124_000003_gold_items;
+mod m20261124_220000_create_schedule_ticks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261124_000002_review_and_audit::Migration),
             Box::new(m20261124_000003_gold_items::Migration),
+            Box::new(m20261124_220000_create_schedule_ticks::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@ pub mod entities;
 pub mod gold;
 pub mod items;
 pub mod labels;
+pub mod locks;
 pub mod models;
 pub mod projects;
 pub mod stats;

@@ -19,6 +19,18 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Project>, DbErr> {
         .await
 }
 
+/// Every project's retrain cron (id, cron): what the scheduler follows.
+pub async fn crons(db: &impl ConnectionTrait) -> Result<Vec<(i64, Option<String>)>, DbErr> {
+    Projects::find()
+        .select_only()
+        .column(projects::Column::Id)
+        .column(projects::Column::RetrainCron)
+        .order_by_asc(projects::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Counts {
     pub items: i64,

@@ -1,7 +1,9 @@
 //! Training and rescoring: the one place that moves data between the
 //! database and the learner. The cron job and `POST …/train` both call
 //! [`train_project`]; a per-project guard keeps one ML job per project at a
-//! time; fitting and scoring run on the blocking pool, never on the executor.
+//! time, across replicas too ([`lock`]); fitting and scoring run on the
+//! blocking pool, never on the executor.
+mod lock;
 mod store;
 pub mod threshold;
 
@@ -94,14 +96,31 @@ fn decode_rows(rows: Vec<db::items::TrainingRow>) -> Vec<Row> {
 }
 
 /// Trains a new model version on every labelled item, stores it, makes it
-/// active, and rescores the unlabeled pool with it.
+/// active, and rescores the unlabeled pool with it. A request that arrives
+/// while the project trains (on any replica) waits for that training and
+/// answers its version when it used every label the request saw.
 pub async fn train_project(
     state: &AppState,
     project_id: i64,
     trigger: Trigger,
 ) -> Result<VersionMeta, TrainError> {
-    let guard = state.training.for_project(project_id);
-    let _held = guard.lock().await;
+    let arrival = lock::Arrival::note(state, project_id).await?;
+    let turn = lock::Turn::wait(state, project_id).await?;
+    let res = match arrival.joined(state, project_id).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => train_in_turn(state, project_id, trigger).await,
+        Err(e) => Err(e.into()),
+    };
+    turn.release().await;
+    res
+}
+
+/// [`train_locked`] with its metric and log line; the caller holds the turn.
+async fn train_in_turn(
+    state: &AppState,
+    project_id: i64,
+    trigger: Trigger,
+) -> Result<VersionMeta, TrainError> {
     let res = train_locked(state, project_id).await;
     let outcome = match &res {
         Ok(_) => "ok",
@@ -281,37 +300,55 @@ fn project_labels(p: &db::projects::Project) -> Result<LabelSet, TrainError> {
 }
 
 /// Trains when at least `min_new_labels` labels arrived since the active
-/// version; what the cron job runs. Skips if a training is already running.
+/// version; what the cron job runs. Skips if a training is already running
+/// here or on another replica.
 pub async fn train_if_due(
     state: &AppState,
     project_id: i64,
 ) -> Result<Option<VersionMeta>, TrainError> {
-    let Some(project) = db::projects::get(&state.db, project_id).await? else {
+    if !is_due(state, project_id).await? {
         return Ok(None);
+    }
+    let Some(turn) = lock::Turn::try_now(state, project_id).await? else {
+        return Ok(None);
+    };
+    // Asked again with the turn held: a training may have just finished.
+    let res = match is_due(state, project_id).await {
+        Ok(true) => train_in_turn(state, project_id, Trigger::Schedule)
+            .await
+            .map(Some),
+        Ok(false) => Ok(None),
+        Err(e) => Err(e),
+    };
+    turn.release().await;
+    match res {
+        Err(TrainError::NotEnoughLabels) => Ok(None),
+        r => r,
+    }
+}
+
+async fn is_due(state: &AppState, project_id: i64) -> Result<bool, TrainError> {
+    let Some(project) = db::projects::get(&state.db, project_id).await? else {
+        return Ok(false);
     };
     let watermark = db::models::active(&state.db, project_id)
         .await?
         .map(|v| v.label_watermark)
         .unwrap_or(0);
     let new = db::labels::count_since(&state.db, project_id, watermark).await?;
-    if new < project.min_new_labels as u64 {
-        return Ok(None);
-    }
-    if state.training.for_project(project_id).try_lock().is_err() {
-        return Ok(None);
-    }
-    match train_project(state, project_id, Trigger::Schedule).await {
-        Ok(v) => Ok(Some(v)),
-        Err(TrainError::NotEnoughLabels) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(new >= project.min_new_labels as u64)
 }
 
 /// Reorders the unlabeled pool: by the active model under the project's
 /// strategy, or in cold-start order before any model exists.
 pub async fn rescore_project(state: &AppState, project_id: i64) -> Result<(), TrainError> {
-    let guard = state.training.for_project(project_id);
-    let _held = guard.lock().await;
+    let turn = lock::Turn::wait(state, project_id).await?;
+    let res = rescore_in_turn(state, project_id).await;
+    turn.release().await;
+    res
+}
+
+async fn rescore_in_turn(state: &AppState, project_id: i64) -> Result<(), TrainError> {
     let Some(project) = db::projects::get(&state.db, project_id).await? else {
         return Ok(());
     };

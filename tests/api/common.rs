@@ -201,7 +201,7 @@ impl Drop for TestApp {
     }
 }
 
-fn replace_db(url: &str, name: &str) -> String {
+pub fn replace_db(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -215,7 +215,7 @@ fn replace_db(url: &str, name: &str) -> String {
     out
 }
 
-async fn pg_exec(url: &str, sql: &str) {
+pub async fn pg_exec(url: &str, sql: &str) {
     use sea_orm::{ConnectionTrait, Database};
     let db = Database::connect(url).await.expect("postgres reachable");
     db.execute_unprepared(sql).await.expect(sql);

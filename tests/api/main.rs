@@ -5,6 +5,7 @@ mod common;
 mod errors;
 mod flow;
 mod queue;
+mod replicas;
 mod restart;
 mod review;
 mod scheduler;
