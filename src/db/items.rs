@@ -237,6 +237,54 @@ pub async fn lease_next(
     include_escalated: bool,
     skip_labeled_by_owner: bool,
 ) -> Result<Vec<Item>, DbErr> {
+    let mut got = lease_once(
+        db,
+        project_id,
+        status,
+        owner,
+        n,
+        lease_ms,
+        include_escalated,
+        skip_labeled_by_owner,
+    )
+    .await?;
+    // On PostgreSQL, SKIP LOCKED also skips rows that a batched score write
+    // holds for a moment (a rescore after an import or a training), which can
+    // make a small queue look empty: an empty answer is retried briefly.
+    // SQLite has one writer, so there nothing is ever skipped.
+    if db.get_database_backend() == DbBackend::Postgres {
+        for _ in 0..3 {
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            got = lease_once(
+                db,
+                project_id,
+                status,
+                owner,
+                n,
+                lease_ms,
+                include_escalated,
+                skip_labeled_by_owner,
+            )
+            .await?;
+        }
+    }
+    Ok(got)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lease_once(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    status: &str,
+    owner: i64,
+    n: u64,
+    lease_ms: i64,
+    include_escalated: bool,
+    skip_labeled_by_owner: bool,
+) -> Result<Vec<Item>, DbErr> {
     let now = super::now_ms();
     let mut sub = Query::select();
     if skip_labeled_by_owner {

@@ -19,6 +19,7 @@ async fn restart_keeps_state(app: TestApp) {
             json!({"n": 3}),
         )
         .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 3, "{v}");
     for it in v["items"].as_array().unwrap() {
         let id = it["item"]["id"].as_i64().unwrap();
         let x = it["item"]["features"][0].as_f64().unwrap();
