@@ -2,6 +2,8 @@
 //! when `LOUPE_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
 mod common;
 
+mod auth;
+
 mod errors;
 mod flow;
 mod queue;
