@@ -17,6 +17,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Replay labeled JSONL through the learner and write learning curves.
     Simulate(crate::simulate::SimulateArgs),
+    /// Copy a SQLite database to a new file, safely while the server runs.
+    Backup(crate::backup::BackupArgs),
 }
 
 #[derive(Debug, Clone, Args)]

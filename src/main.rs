@@ -29,5 +29,6 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Command::Simulate(args) => loupe::simulate::run(args),
+        Command::Backup(args) => loupe::backup::run(args).await,
     }
 }
