@@ -9,7 +9,8 @@
 //! token fails on the very next request. The Authorization header is read
 //! here only; the request logger (`tracing_actix_web` default span) records
 //! method, route, target, host and user agent, never headers, and the UI
-//! keeps tokens out of URLs (tests/api/auth.rs checks all three).
+//! keeps tokens out of URLs (checked by tests/api/auth.rs and, for the
+//! logs, tests/api/shutdown.rs).
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;

@@ -4,6 +4,7 @@ mod common;
 
 mod auth;
 mod backup;
+mod shutdown;
 
 mod errors;
 mod flow;
