@@ -1,5 +1,16 @@
 //! Bearer-token authentication as an extractor: a handler that takes a
 //! `Caller` only runs for a live token, and checks its role with `require`.
+//!
+//! Secrets are never compared in memory: the presented token is hashed
+//! (SHA-256) and looked up by digest through the unique index on
+//! `tokens.token_hash` (see `db::tokens`). A timing difference in that lookup
+//! can only reveal something about a digest, not about a secret, so no
+//! constant-time comparison is needed, and nothing caches tokens: a revoked
+//! token fails on the very next request. The Authorization header is read
+//! here only; the request logger (`tracing_actix_web` default span) records
+//! method, route, target, host and user agent, never headers, and the UI
+//! keeps tokens out of URLs (checked by tests/api/auth.rs and, for the
+//! logs, tests/api/shutdown.rs).
 use crate::domain::Role;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;

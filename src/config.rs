@@ -17,6 +17,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Replay labeled JSONL through the learner and write learning curves.
     Simulate(crate::simulate::SimulateArgs),
+    /// Copy a SQLite database to a new file, safely while the server runs.
+    Backup(crate::backup::BackupArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -30,8 +32,10 @@ pub struct ServeArgs {
     /// An admin token to create or keep (at least 16 characters).
     #[arg(long, env = "LOUPE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Largest accepted request body for imports, in bytes.
-    #[arg(long, env = "LOUPE_MAX_IMPORT_BYTES", default_value_t = 256 * 1024 * 1024)]
+    /// Largest accepted request body for imports, in bytes. The default takes
+    /// 1M rows of up to ~500 bytes (e.g. 64 numeric features) in one batch;
+    /// other request bodies are limited to 16 MiB.
+    #[arg(long, env = "LOUPE_MAX_IMPORT_BYTES", default_value_t = 512 * 1024 * 1024)]
     pub max_import_bytes: usize,
     /// Load a demo project (SpamAssassin e-mails) if it is not there yet.
     #[arg(long)]

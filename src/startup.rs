@@ -11,6 +11,9 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// How long shutdown waits for trainings in progress.
+const SHUTDOWN_TRAINING_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
@@ -87,11 +90,17 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish and
-    /// stops the scheduler.
+    /// Serves until SIGINT/SIGTERM; then stops accepting, lets in-flight
+    /// requests finish (up to 30 s), stops the scheduler, and gives a training
+    /// still running a bounded time to finish. One that does not is abandoned:
+    /// a model version is written in a single transaction after its fit.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await?;
         self.state.scheduler.shutdown().await;
+        if !self.state.training.wait_idle(SHUTDOWN_TRAINING_WAIT).await {
+            tracing::warn!("a training was still running at shutdown: abandoned");
+        }
+        tracing::info!("loupe stopped");
         Ok(())
     }
 }

@@ -62,11 +62,20 @@ pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<ItemInput>, Str
                 .collect()
         }
         BodyFormat::Ndjson => {
-            let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
-            text.lines()
+            // Line by line, so invalid UTF-8 is reported with its row.
+            body.split(|b| *b == b'\n')
                 .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| serde_json::from_str(l).map_err(|e| row_err(i + 1, e)))
+                .map(|(i, l)| {
+                    let l = l.strip_suffix(b"\r").unwrap_or(l);
+                    std::str::from_utf8(l)
+                        .map(|l| (i, l))
+                        .map_err(|e| row_err(i + 1, format!("not UTF-8: {e}")))
+                })
+                .filter(|r| r.as_ref().map_or(true, |(_, l)| !l.trim().is_empty()))
+                .map(|r| {
+                    let (i, l) = r?;
+                    serde_json::from_str(l).map_err(|e| row_err(i + 1, e))
+                })
                 .collect()
         }
         BodyFormat::Csv => parse_csv(body),

@@ -53,6 +53,25 @@ impl TrainingGuards {
             .or_default()
             .clone()
     }
+
+    /// Waits until no training or rescoring runs, at most `limit`; false if
+    /// one was still running then.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let guards: Vec<_> = self
+            .map
+            .lock()
+            .expect("guard map lock")
+            .values()
+            .cloned()
+            .collect();
+        for g in guards {
+            if tokio::time::timeout_at(deadline, g.lock()).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

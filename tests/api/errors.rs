@@ -371,3 +371,513 @@ async fn framework_errors(app: TestApp) {
 }
 
 both_backends!(framework_errors_use_our_body, super::framework_errors);
+
+/// What a failed request must leave as it was: projects (with counts),
+/// tokens, items, models.
+async fn snapshot(app: &TestApp, pids: &[i64]) -> Value {
+    let mut out = vec![
+        app.get("/api/v1/projects", ADMIN).await.1,
+        app.get("/api/v1/tokens", ADMIN).await.1,
+    ];
+    for pid in pids {
+        let mut page = app
+            .get(&format!("/api/v1/projects/{pid}/items?limit=1000"), ADMIN)
+            .await
+            .1;
+        // Predictions move when a background rescore ends: not ours to freeze.
+        for it in page["items"].as_array_mut().unwrap() {
+            it["prediction"] = Value::Null;
+        }
+        out.push(page);
+        out.push(
+            app.get(&format!("/api/v1/projects/{pid}/models"), ADMIN)
+                .await
+                .1,
+        );
+    }
+    Value::Array(out)
+}
+
+/// POSTs `mib` MiB of spaces as NDJSON with `Transfer-Encoding: chunked`;
+/// the writer runs apart so an early answer is read whatever the writes do.
+async fn chunked_post(app: &TestApp, path: &str, mib: usize) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut w = conn.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(head.as_bytes())?;
+            let chunk = vec![b' '; 1 << 20];
+            for _ in 0..mib {
+                write!(w, "{:x}\r\n", chunk.len())?;
+                w.write_all(&chunk)?;
+                w.write_all(b"\r\n")?;
+            }
+            w.write_all(b"0\r\n\r\n")
+        });
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                });
+                if len.is_some_and(|n| body.len() >= n) {
+                    break;
+                }
+            }
+        }
+        let _ = conn.shutdown(std::net::Shutdown::Both);
+        let _ = writer.join();
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").expect("an answer");
+        let status = head[9..12].parse().unwrap();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+/// Bad input of every kind: a stable code, and nothing changed.
+async fn bad_input(app: TestApp) {
+    let pid = app
+        .project(json!({"name": "bad", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let other = app
+        .project(json!({"name": "other", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let ann = app.token("ann", "annotator").await;
+    let svc = app.token("svc", "service").await;
+    let rows: Vec<Value> = (0..10)
+        .map(|i| json!({"external_id": format!("b{i}"), "features": [i as f64, 1.0],
+                         "label": if i < 4 { Some(if i % 2 == 0 { "a" } else { "b" }) } else { None }}))
+        .collect();
+    app.import_json(pid, &rows).await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/train?wait=true"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    app.import_json(other, &[json!({"external_id": "o1", "text": "hello"})])
+        .await;
+    let item = app
+        .get(
+            &format!("/api/v1/projects/{pid}/items/by-external/b7"),
+            ADMIN,
+        )
+        .await
+        .1["id"]
+        .as_i64()
+        .unwrap();
+    let (s, label) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{item}/labels"),
+            &ann,
+            json!({"label": "a"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{label}");
+    let label = label["id"].as_i64().unwrap();
+
+    // The import has its own, larger limit: a body over the JSON limit (4 MiB
+    // in tests) but under the import limit (8 MiB) is accepted there.
+    let big_rows: Vec<Value> = (0..20_000)
+        .map(|i| json!({"external_id": format!("big{i}"), "features": [i as f64, 0.5], "meta": {"pad": "x".repeat(200)}}))
+        .collect();
+    let big = serde_json::to_vec(&big_rows).unwrap();
+    assert!(big.len() > 4 << 20 && big.len() < 8 << 20, "{}", big.len());
+    let (s, v) = app
+        .raw_post(
+            &format!("/api/v1/projects/{pid}/items"),
+            ADMIN,
+            "application/json",
+            big.clone(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["inserted"], 20_000);
+
+    let before = snapshot(&app, &[pid, other]).await;
+    let items = format!("/api/v1/projects/{pid}/items");
+    let predict = format!("/api/v1/projects/{pid}/predict");
+    let labels = format!("/api/v1/projects/{pid}/items/{item}/labels");
+    let project = format!("/api/v1/projects/{pid}");
+    let next = format!("/api/v1/projects/{pid}/queue/next");
+    let release = format!("/api/v1/projects/{pid}/queue/release");
+    let post = |path: &str, token: &str, ct: &str, body: Vec<u8>| {
+        let r = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .header("Content-Type", ct)
+            .body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // 413: every JSON body over its limit, whatever the route.
+    let huge = {
+        let mut b = b"{\"name\": \"".to_vec();
+        b.extend(std::iter::repeat_n(b'x', 5 << 20));
+        b.extend(b"\", \"labels\": [\"a\", \"b\"]}");
+        b
+    };
+    for (path, token) in [
+        ("/api/v1/projects", ADMIN),
+        (predict.as_str(), svc.as_str()),
+        (labels.as_str(), ann.as_str()),
+    ] {
+        let (s, v) = post(path, token, "application/json", huge.clone()).await;
+        assert_eq!((s, code(&v)), (413, "payload_too_large"), "{path}");
+    }
+    // … and the import over its own limit, also when sent chunked (no length).
+    let (s, v) = chunked_post(&app, &items, 9).await;
+    assert_eq!((s, code(&v)), (413, "payload_too_large"));
+
+    // 400: deeply nested JSON is refused, not a stack overflow.
+    let deep = "[".repeat(100_000);
+    let deep_meta = format!("{{\"external_id\": \"d\", \"text\": \"t\", \"meta\": {deep}}}");
+    for (path, token, ct, body) in [
+        ("/api/v1/projects", ADMIN, "application/json", deep.clone()),
+        ("/api/v1/tokens", ADMIN, "application/json", deep.clone()),
+        (items.as_str(), ADMIN, "application/json", deep.clone()),
+        (
+            items.as_str(),
+            ADMIN,
+            "application/json",
+            format!("[{deep_meta}]"),
+        ),
+        (
+            items.as_str(),
+            ADMIN,
+            "application/x-ndjson",
+            deep_meta.clone(),
+        ),
+        (
+            items.as_str(),
+            ADMIN,
+            "text/csv",
+            format!("external_id,text,meta\nd,t,\"{deep}\"\n"),
+        ),
+        (
+            predict.as_str(),
+            svc.as_str(),
+            "application/json",
+            format!("{{\"items\": [{deep_meta}]}}"),
+        ),
+        (
+            labels.as_str(),
+            ann.as_str(),
+            "application/json",
+            deep.clone(),
+        ),
+        (
+            next.as_str(),
+            ann.as_str(),
+            "application/json",
+            deep.clone(),
+        ),
+        (
+            release.as_str(),
+            ann.as_str(),
+            "application/json",
+            deep.clone(),
+        ),
+    ] {
+        let (s, v) = post(path, token, ct, body.into_bytes()).await;
+        assert_eq!((s, code(&v)), (400, "invalid_request"), "{path} {ct}");
+    }
+    let r = app
+        .client
+        .patch(format!("{}{project}", app.base))
+        .bearer_auth(ADMIN)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"routing\": {{\"rules\": {deep}}}}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // 400: wrong types, non-finite numbers, wrong lengths, bad encodings;
+    // an import names its row.
+    for (ct, body, row) in [
+        ("application/json", r#"[{"external_id": "n1", "features": ["1", 2]}]"#, "row 1"),
+        ("application/json", r#"[{"external_id": 5, "features": [1, 2]}]"#, "row 1"),
+        ("application/json", r#"[{"external_id": "n1", "features": [1, 2]}, {"external_id": "n2", "features": [1e999, 2]}]"#, "line 1"),
+        ("application/json", r#"[{"external_id": "n1", "features": [-1e999, 2]}]"#, "line 1"),
+        ("application/json", r#"[{"external_id": "n1", "features": [NaN, 2]}]"#, "line 1"),
+        ("application/json", r#"[{"external_id": "n1", "features": [1, 2, 3]}]"#, "row 1"),
+        ("application/json", r#"[{"external_id": "n1", "features": [1, 2], "label": "c"}]"#, "row 1"),
+        ("application/x-ndjson", "{\"external_id\":\"n1\",\"features\":[1,2]}\n{\"external_id\":\"n2\",\"features\":[Infinity,2]}\n", "row 2"),
+        ("application/x-ndjson", "{\"external_id\":\"n1\",\"features\":[1,2]}\n{\"external_id\":\"n2\",\"features\":1}\n", "row 2"),
+        ("text/csv", "external_id,a,b\nn1,1,2\nn2,-inf,2\n", "row 2"),
+        ("text/csv", "external_id,a,b\nn1,1,2\nn2,Infinity,2\n", "row 2"),
+        ("text/csv", "external_id,features\nn1,1 2\nn2,1 nan\n", "row 2"),
+        ("text/csv", "external_id,features\nn1,1 2\nn2,1 2 3\n", "row 2"),
+        ("text/csv", "external_id,a,b\nn1,1,2\nn2,1\n", "row 2"),
+        ("text/csv", "external_id,a,b,label\nn1,1,2,a\nn2,1,2,c\n", "row 2"),
+        ("text/csv", "external_id,a,b,meta\nn1,1,2,{not json\n", "row 1"),
+    ] {
+        let (s, v) = post(&items, ADMIN, ct, body.as_bytes().to_vec()).await;
+        assert_eq!((s, code(&v)), (400, "invalid_request"), "{body}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(row), "{msg:?} should name {row}");
+    }
+    for (ct, body) in [
+        ("text/csv", b"external_id,text\nn1,fine\nn2,\xff\xfe\n".to_vec()),
+        ("application/x-ndjson", b"{\"external_id\":\"n1\",\"text\":\"ok\"}\n{\"external_id\":\"n2\",\"text\":\"\xff\"}\n".to_vec()),
+    ] {
+        let (s, v) = post(&items, ADMIN, ct, body).await;
+        assert_eq!((s, code(&v)), (400, "invalid_request"), "{ct}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("row 2"), "invalid UTF-8 names its row: {msg:?}");
+    }
+    let (s, v) = post(
+        &items,
+        ADMIN,
+        "application/json",
+        b"[{\"external_id\":\"\xff\"}]".to_vec(),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (400, "invalid_request"));
+
+    for (path, token, body) in [
+        (
+            predict.as_str(),
+            svc.as_str(),
+            r#"{"items": [{"features": [1e999, 1]}]}"#,
+        ),
+        (
+            predict.as_str(),
+            svc.as_str(),
+            r#"{"items": [{"features": ["x", 1]}]}"#,
+        ),
+        (
+            predict.as_str(),
+            svc.as_str(),
+            r#"{"items": [{"features": [1, 2, 3]}]}"#,
+        ),
+        (
+            predict.as_str(),
+            svc.as_str(),
+            r#"{"items": [{"features": [1, 2], "label": "a"}]}"#,
+        ),
+        (
+            predict.as_str(),
+            svc.as_str(),
+            r#"{"items": [{"features": [1, 2]}], "enqueue": "yes"}"#,
+        ),
+        (
+            predict.as_str(),
+            svc.as_str(),
+            r#"{"items": {"features": [1, 2]}}"#,
+        ),
+        (labels.as_str(), ann.as_str(), r#"{"label": 1}"#),
+        (
+            labels.as_str(),
+            ann.as_str(),
+            r#"{"label": "a", "duration_ms": "5"}"#,
+        ),
+        (
+            labels.as_str(),
+            ann.as_str(),
+            r#"{"label": "a", "duration_ms": 1e999}"#,
+        ),
+        (labels.as_str(), ann.as_str(), r#"{"label": "c"}"#),
+        (
+            labels.as_str(),
+            ann.as_str(),
+            r#"{"label": "a", "colour": "red"}"#,
+        ),
+        (
+            "/api/v1/projects",
+            ADMIN,
+            r#"{"name": "n", "labels": ["a", "b"], "routing": {"auto_threshold": 1e999}}"#,
+        ),
+        (
+            "/api/v1/projects",
+            ADMIN,
+            r#"{"name": "n", "labels": ["a", "b"], "routing": {"auto_threshold": "0.9"}}"#,
+        ),
+        (
+            "/api/v1/projects",
+            ADMIN,
+            r#"{"name": "n", "labels": [1, 2]}"#,
+        ),
+        (
+            "/api/v1/projects",
+            ADMIN,
+            r#"{"name": "n", "labels": ["a", "b"], "lease_seconds": -1}"#,
+        ),
+        (
+            "/api/v1/projects",
+            ADMIN,
+            r#"{"name": "n", "labels": ["a", "b"], "retrain_cron": "0 0 25 * * *"}"#,
+        ),
+        (
+            "/api/v1/projects",
+            ADMIN,
+            r#"{"name": "n", "labels": ["a", "b"], "retrain_cron": 5}"#,
+        ),
+        ("/api/v1/tokens", ADMIN, r#"{"name": "n", "role": 5}"#),
+        (
+            "/api/v1/tokens",
+            ADMIN,
+            r#"{"name": "n", "role": "annotator", "senior": true}"#,
+        ),
+        (
+            "/api/v1/tokens",
+            ADMIN,
+            r#"{"name": "n", "role": "reviewer", "senior": "yes"}"#,
+        ),
+        (next.as_str(), ann.as_str(), r#"{"n": -1}"#),
+        (next.as_str(), ann.as_str(), r#"{"n": 0}"#),
+        (release.as_str(), ann.as_str(), r#"{"item_ids": ["x"]}"#),
+    ] {
+        let (s, v) = post(path, token, "application/json", body.as_bytes().to_vec()).await;
+        assert_eq!((s, code(&v)), (400, "invalid_request"), "{path} {body}");
+    }
+    for body in [
+        json!({"retrain_cron": "nonsense"}),
+        json!({"min_new_labels": "ten"}),
+        json!({"routing": {"review_threshold": 1e300, "auto_threshold": 0.5}}),
+        json!({"strategy": 3}),
+    ] {
+        let (s, v) = app
+            .json(Method::PATCH, &project, ADMIN, Some(body.clone()))
+            .await;
+        assert_eq!((s.as_u16(), code(&v)), (400, "invalid_request"), "{body}");
+    }
+
+    // 409: a duplicate name, on create and on rename.
+    let (s, v) = app
+        .post(
+            "/api/v1/projects",
+            ADMIN,
+            json!({"name": "other", "labels": ["x", "y"]}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&v)), (409, "conflict"));
+    let (s, v) = app
+        .json(
+            Method::PATCH,
+            &project,
+            ADMIN,
+            Some(json!({"name": "other"})),
+        )
+        .await;
+    assert!(
+        (s.as_u16(), code(&v)) == (409, "conflict")
+            || (s.as_u16(), code(&v)) == (400, "invalid_request"),
+        "rename onto an existing name: {s} {v}"
+    );
+
+    // 404: unknown ids everywhere, and ids of another project.
+    for (method, path, token) in [
+        (
+            Method::GET,
+            "/api/v1/projects/9999/items".to_string(),
+            ADMIN,
+        ),
+        (
+            Method::GET,
+            "/api/v1/projects/9999/stats".to_string(),
+            ADMIN,
+        ),
+        (
+            Method::GET,
+            "/api/v1/projects/9999/export".to_string(),
+            ADMIN,
+        ),
+        (
+            Method::GET,
+            "/api/v1/projects/9999/models".to_string(),
+            ADMIN,
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects/9999/train?wait=true".to_string(),
+            ADMIN,
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects/9999/queue/next".to_string(),
+            ann.as_str(),
+        ),
+        (Method::PATCH, "/api/v1/projects/9999".to_string(), ADMIN),
+        (Method::DELETE, "/api/v1/tokens/9999".to_string(), ADMIN),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{pid}/items/99999/labels"),
+            ann.as_str(),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/projects/{other}/items/{item}"),
+            ADMIN,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{other}/items/{item}/labels"),
+            ADMIN,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{other}/labels/{label}"),
+            ADMIN,
+        ),
+    ] {
+        let body = match method {
+            Method::POST if path.contains("/labels") => Some(json!({"label": "a"})),
+            Method::POST => Some(json!({})),
+            Method::PATCH => Some(json!({"min_new_labels": 5})),
+            _ => None,
+        };
+        let (s, v) = app.json(method.clone(), &path, token, body).await;
+        assert_eq!(
+            (s.as_u16(), code(&v)),
+            (404, "not_found"),
+            "{method} {path}"
+        );
+    }
+    let (s, v) = app
+        .post(
+            "/api/v1/projects/9999/predict",
+            &svc,
+            json!({"items": [{"text": "x"}]}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&v)), (404, "not_found"));
+
+    let (s, _) = app.get("/healthz", ADMIN).await;
+    assert_eq!(s, 200, "the server survived all of it");
+    assert_eq!(
+        snapshot(&app, &[pid, other]).await,
+        before,
+        "failed requests changed nothing"
+    );
+}
+
+both_backends!(bad_input_gets_a_code_and_changes_nothing, super::bad_input);

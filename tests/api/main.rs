@@ -2,6 +2,10 @@
 //! when `LOUPE_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
 mod common;
 
+mod auth;
+mod backup;
+mod shutdown;
+
 mod errors;
 mod flow;
 mod queue;
