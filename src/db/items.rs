@@ -237,100 +237,109 @@ pub async fn lease_next(
     include_escalated: bool,
     skip_labeled_by_owner: bool,
 ) -> Result<Vec<Item>, DbErr> {
-    let mut got = lease_once(
-        db,
+    let q = QueueFilter {
         project_id,
         status,
         owner,
-        n,
-        lease_ms,
         include_escalated,
         skip_labeled_by_owner,
-    )
-    .await?;
+    };
+    let mut got = lease_once(db, &q, n, lease_ms).await?;
     // On PostgreSQL, SKIP LOCKED also skips rows that a batched score write
-    // holds for a moment (a rescore after an import or a training), which can
-    // make a small queue look empty: an empty answer is retried briefly.
-    // SQLite has one writer, so there nothing is ever skipped.
+    // holds for a moment (a rescore after an import or a training), which
+    // can make a queue look shorter than it is. When the answer is short but
+    // leasable rows remain, try again briefly for the rest. SQLite has one
+    // writer, so there nothing is ever skipped.
     if db.get_database_backend() == DbBackend::Postgres {
         for _ in 0..3 {
-            if !got.is_empty() {
+            let short = n.saturating_sub(got.len() as u64);
+            if short == 0 || !any_leasable(db, &q).await? {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(15)).await;
-            got = lease_once(
-                db,
-                project_id,
-                status,
-                owner,
-                n,
-                lease_ms,
-                include_escalated,
-                skip_labeled_by_owner,
-            )
-            .await?;
+            got.extend(lease_once(db, &q, short, lease_ms).await?);
         }
+        got.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
     }
     Ok(got)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn lease_once(
-    db: &impl ConnectionTrait,
+/// Which items a caller may lease from a queue.
+struct QueueFilter<'a> {
     project_id: i64,
-    status: &str,
+    status: &'a str,
     owner: i64,
-    n: u64,
-    lease_ms: i64,
     include_escalated: bool,
     skip_labeled_by_owner: bool,
+}
+
+impl QueueFilter<'_> {
+    /// `SELECT id FROM items WHERE …` leasable at `now`, unordered.
+    fn select(&self, now: i64) -> sea_orm::sea_query::SelectStatement {
+        let mut sub = Query::select();
+        if self.skip_labeled_by_owner {
+            // k labels per item come from k different people.
+            sub.and_where(
+                items::Column::Id.not_in_subquery(
+                    Query::select()
+                        .column(labels::Column::ItemId)
+                        .from(labels::Entity)
+                        .and_where(labels::Column::ProjectId.eq(self.project_id))
+                        .and_where(labels::Column::AnnotatorId.eq(self.owner))
+                        .and_where(labels::Column::UndoneAt.is_null())
+                        .to_owned(),
+                ),
+            );
+        }
+        if !self.include_escalated {
+            sub.cond_where(
+                Condition::any()
+                    .add(items::Column::Tier.is_null())
+                    .add(items::Column::Tier.ne("escalate")),
+            );
+        }
+        sub.column(items::Column::Id)
+            .from(items::Entity)
+            .and_where(items::Column::ProjectId.eq(self.project_id))
+            .and_where(items::Column::Status.eq(self.status))
+            .cond_where(
+                Condition::any()
+                    .add(items::Column::LeaseExpiresAt.is_null())
+                    .add(items::Column::LeaseExpiresAt.lt(now)),
+            )
+            .to_owned()
+    }
+}
+
+/// One atomic lease of up to `n` items.
+async fn lease_once(
+    db: &impl ConnectionTrait,
+    q: &QueueFilter<'_>,
+    n: u64,
+    lease_ms: i64,
 ) -> Result<Vec<Item>, DbErr> {
     let now = super::now_ms();
-    let mut sub = Query::select();
-    if skip_labeled_by_owner {
-        // k labels per item come from k different people.
-        sub.and_where(
-            items::Column::Id.not_in_subquery(
-                Query::select()
-                    .column(labels::Column::ItemId)
-                    .from(labels::Entity)
-                    .and_where(labels::Column::ProjectId.eq(project_id))
-                    .and_where(labels::Column::AnnotatorId.eq(owner))
-                    .and_where(labels::Column::UndoneAt.is_null())
-                    .to_owned(),
-            ),
-        );
-    }
-    if !include_escalated {
-        sub.cond_where(
-            Condition::any()
-                .add(items::Column::Tier.is_null())
-                .add(items::Column::Tier.ne("escalate")),
-        );
-    }
-    let sub = sub
-        .column(items::Column::Id)
-        .from(items::Entity)
-        .and_where(items::Column::ProjectId.eq(project_id))
-        .and_where(items::Column::Status.eq(status))
-        .cond_where(
-            Condition::any()
-                .add(items::Column::LeaseExpiresAt.is_null())
-                .add(items::Column::LeaseExpiresAt.lt(now)),
-        )
+    let sub = q
+        .select(now)
         .order_by(items::Column::Score, Order::Desc)
         .order_by(items::Column::Id, Order::Asc)
         .limit(n)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
     let mut rows = Items::update_many()
-        .col_expr(items::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(items::Column::LeaseOwner, Expr::value(q.owner))
         .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms))
         .filter(items::Column::Id.in_subquery(sub))
         .exec_with_returning(db)
         .await?;
     rows.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// Whether any item is leasable now, locked or not (a plain read).
+async fn any_leasable(db: &impl ConnectionTrait, q: &QueueFilter<'_>) -> Result<bool, DbErr> {
+    let stmt = q.select(super::now_ms()).limit(1).to_owned();
+    Ok(db.query_one(&stmt).await?.is_some())
 }
 
 /// What training needs of a labelled item.

@@ -152,6 +152,9 @@ fn table() -> Vec<Row> {
             Some(|| json!([{"external_id": "by-table", "features": [1.0]}])), F::Nothing, A::Admin),
         row("GET", "/api/v1/projects/{pid}/items", "/api/v1/projects/{pid}/items", None,
             F::Nothing, A::Reader),
+        row("POST", "/api/v1/projects/{pid}/gold", "/api/v1/projects/{pid}/gold",
+            Some(|| json!([{"external_id": "gold-by-table", "features": [1.0], "label": "neg"}])),
+            F::Nothing, A::Admin),
         row("GET", "/api/v1/projects/{pid}/items/by-external/{external_id}",
             "/api/v1/projects/{pid}/items/by-external/seed0", None, F::Nothing, A::Reader),
         row("GET", "/api/v1/projects/{pid}/items/{item_id}", "/api/v1/projects/{pid}/items/{item}",
@@ -290,7 +293,7 @@ fn the_table_covers_every_registered_route() {
     );
     assert_eq!(
         registered.len(),
-        27,
+        28,
         "the route count changed: update the table"
     );
 }
