@@ -160,13 +160,14 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ItemInput>, String> {
 /// What rows are checked against.
 pub struct ItemRules<'a> {
     pub labels: &'a LabelSet,
-    /// The project's feature length, if fixed by an earlier import.
+    /// The project's feature length, if fixed by an earlier import;
+    /// `Some(0)` when the project holds items without features.
     pub feature_len: Option<usize>,
     pub allow_label: bool,
 }
 
 /// Checks every row; the first bad one rejects the batch. Returns the rows
-/// and the feature length they share (if any has features).
+/// and the feature length they share (if they have features).
 pub fn check_rows(
     rows: Vec<ItemInput>,
     rules: &ItemRules<'_>,
@@ -177,7 +178,7 @@ pub fn check_rows(
         let row = i + 1;
         out.push(check_row(r, rules, &mut len).map_err(|e| row_err(row, e))?);
     }
-    Ok((out, len))
+    Ok((out, len.filter(|&n| n > 0)))
 }
 
 pub fn check_row(
@@ -201,6 +202,7 @@ pub fn check_row(
             return Err(format!("features[{j}] is not a finite number"));
         }
         match len {
+            Some(0) => return Err("features: this project's items have no features".into()),
             Some(n) if *n != f.len() => {
                 return Err(format!(
                     "features has {} numbers; this project's items have {n}",
@@ -209,6 +211,17 @@ pub fn check_row(
             }
             Some(_) => {}
             None => *len = Some(f.len()),
+        }
+    } else {
+        // A model that uses features needs them on every item: a project's
+        // items all have features or none has.
+        match len {
+            Some(n) if *n > 0 => {
+                return Err(format!(
+                    "features is required: this project's items have {n} numbers"
+                ))
+            }
+            _ => *len = Some(0),
         }
     }
     if let Some(m) = &r.meta {
@@ -312,5 +325,24 @@ mod tests {
             ..Default::default()
         };
         assert!(check_rows(vec![nan], &rules).is_err());
+        // Features on every item or on none, in a batch and across batches.
+        assert!(check_rows(vec![ok.clone(), f1.clone()], &rules)
+            .unwrap_err()
+            .starts_with("row 2"));
+        assert!(check_rows(vec![f1.clone(), ok.clone()], &rules)
+            .unwrap_err()
+            .starts_with("row 2"));
+        let with_features = ItemRules {
+            feature_len: Some(2),
+            ..rules
+        };
+        assert!(check_rows(vec![ok.clone()], &with_features).is_err());
+        let text_only = ItemRules {
+            feature_len: Some(0),
+            ..with_features
+        };
+        assert!(check_rows(vec![f1.clone()], &text_only).is_err());
+        assert_eq!(check_rows(vec![ok], &text_only).unwrap().1, None);
+        assert_eq!(check_rows(vec![f1], &rules).unwrap().1, Some(2));
     }
 }

@@ -77,7 +77,7 @@ async fn import(
         .map(|l| l.0)
         .unwrap_or(64 << 20);
     let body = read_body(payload, limit).await?;
-    let feature_len = p.feature_len.map(|n| n as usize);
+    let feature_len = super::feature_len(&state, &p).await?;
     // Parsing 100k rows is CPU work: keep it off the executor.
     let (rows, len) = web::block(move || {
         let rows = parse_body(format, &body)?;

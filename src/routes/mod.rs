@@ -5,6 +5,7 @@ mod gold;
 mod health;
 pub mod items;
 mod models;
+mod openapi;
 mod predict;
 mod projects;
 mod queue;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(models::configure)
             .configure(predict::configure)
             .configure(stats::configure)
+            .configure(openapi::configure)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("route"))
             })),
@@ -77,6 +79,20 @@ pub(crate) async fn project_or_404(
     let spec = crate::domain::ProjectSpec::from_row(&p)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("stored project {id}: {e}")))?;
     Ok((p, spec))
+}
+
+/// The feature length new items must have: the project's, or `Some(0)` when
+/// it holds items without features (all of a project's items have features
+/// or none has: a model that uses them needs them on every item).
+pub(crate) async fn feature_len(
+    state: &crate::state::AppState,
+    p: &crate::db::projects::Project,
+) -> Result<Option<usize>, ApiError> {
+    Ok(match p.feature_len {
+        Some(n) => Some(n as usize),
+        None if crate::db::projects::counts(&state.db, p.id).await?.items > 0 => Some(0),
+        None => None,
+    })
 }
 
 /// A JSON body that may be absent (empty means all defaults).

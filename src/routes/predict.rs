@@ -40,7 +40,7 @@ async fn predict(
     }
     let rules = ItemRules {
         labels: &spec.labels,
-        feature_len: p.feature_len.map(|n| n as usize),
+        feature_len: super::feature_len(&state, &p).await?,
         allow_label: false,
     };
     let mut len = rules.feature_len;

@@ -881,3 +881,93 @@ async fn bad_input(app: TestApp) {
 }
 
 both_backends!(bad_input_gets_a_code_and_changes_nothing, super::bad_input);
+
+/// Fuzz finding: an item with features imported into a text project (or one
+/// without into a feature project) made every later training fail with 500.
+/// A project's items all have features or none has; a mixed batch is refused
+/// and changes nothing.
+async fn mixed_features(app: TestApp) {
+    let pid = app
+        .project(json!({"name": "mix", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let text: Vec<Value> = (0..6)
+        .map(|i| json!({"external_id": format!("t{i}"), "text": format!("word{} common", i % 2), "label": if i % 2 == 0 { "a" } else { "b" }}))
+        .collect();
+    app.import_json(pid, &text).await;
+    let before = app.counts(pid).await;
+    let url = format!("/api/v1/projects/{pid}/items");
+    let with_features = json!([{"external_id": "f1", "features": [1.0], "label": "a"}]);
+    let (s, v) = app
+        .raw_post(
+            &url,
+            ADMIN,
+            "application/json",
+            with_features.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&v)), (400, "invalid_request"), "{v}");
+    assert_eq!(app.counts(pid).await, before);
+    let (_, p) = app.get(&format!("/api/v1/projects/{pid}"), ADMIN).await;
+    assert_eq!(p["feature_len"], Value::Null);
+    // Training still works, and predict refuses features the model lacks.
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/train?wait=true"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{v}");
+    let service = app.token("svc-mix", "service").await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/predict"),
+            &service,
+            json!({"items": [{"text": "common", "features": [1.0]}], "enqueue": true}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&v)), (400, "invalid_request"), "{v}");
+    assert_eq!(app.counts(pid).await, before);
+
+    // The other way round: a feature project refuses items without features,
+    // and a batch mixing both is refused whole.
+    let fpid = app
+        .project(json!({"name": "mix-f", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let url = format!("/api/v1/projects/{fpid}/items");
+    let mixed = json!([{"external_id": "x1", "features": [1.0, 2.0]}, {"external_id": "x2", "text": "no features"}]);
+    let (s, v) = app
+        .raw_post(
+            &url,
+            ADMIN,
+            "application/json",
+            mixed.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&v)), (400, "invalid_request"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("row 2"),
+        "{v}"
+    );
+    assert_eq!(app.counts(fpid).await["items"], 0);
+    app.import_json(
+        fpid,
+        &[json!({"external_id": "x1", "features": [1.0, 2.0]})],
+    )
+    .await;
+    let (s, v) = app
+        .raw_post(
+            &url,
+            ADMIN,
+            "text/csv",
+            b"external_id,text\nx2,no features\n".to_vec(),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&v)), (400, "invalid_request"), "{v}");
+    assert_eq!(app.counts(fpid).await["items"], 1);
+}
+
+both_backends!(
+    mixing_items_with_and_without_features_is_refused,
+    super::mixed_features
+);
