@@ -34,6 +34,7 @@ impl Application {
             training: Default::default(),
             metrics: Metrics::new(),
             scheduler: Scheduler::default(),
+            route_counts: Default::default(),
         });
         state
             .scheduler
