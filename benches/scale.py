@@ -440,6 +440,7 @@ def main():
     finally:
         srv.stop()
     report["sqlite"] = sq
+    save(report, args.out)
 
     # ---- 20-class text on a fresh SQLite server: fit time as the labeled set grows
     srv = Server(f"sqlite://{workdir}/text.db?mode=rwc", workdir, "text")
@@ -447,6 +448,7 @@ def main():
         report["text"] = text_phase(srv, args, classes, ftrain, ftest, workdir)
     finally:
         srv.stop()
+    save(report, args.out)
 
     # ---- PostgreSQL
     if not args.no_pg:
@@ -511,12 +513,18 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def save(report, path):
+    """The report so far: a run stopped part-way keeps what it measured."""
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+
+
 def summarize(r):
     sq, pe = r["sqlite"], r["sklearn_peer"]
     s = {}
     s["import_numeric_items_per_s"] = sq["import_numeric"]["items_per_s"]
     s["import_text_items_per_s"] = sq["import_text"]["items_per_s"]
-    s["rss_after_1M_import_mb"] = sq["rss_after_import_mb"]
+    s["rss_after_numeric_import_mb"] = sq["rss_after_import_mb"]
     s["rss_peak_mb"] = sq["rss_peak_mb"]
     for db in ("sqlite", "postgres"):
         if db in r:
