@@ -36,6 +36,7 @@ impl Application {
             training: Default::default(),
             metrics: Metrics::new(),
             scheduler: Scheduler::default(),
+            route_counts: Default::default(),
         });
         state
             .scheduler

@@ -405,51 +405,68 @@ pub struct Scored {
     pub prediction: Option<(String, f64, i32)>,
 }
 
+/// Rows per score-writing statement (5 bound values a row: well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters).
+const SCORE_ROWS_PER_STATEMENT: usize = 1_000;
+/// Statements per transaction: one commit (one fsync on SQLite) per 5,000
+/// rows instead of one per statement, yet short enough that the single
+/// SQLite connection is soon free again for the queue.
+const SCORE_STATEMENTS_PER_TXN: usize = 5;
+
 /// Writes scores (and predictions) in batched statements:
 /// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
-/// which both SQLite (≥ 3.33) and PostgreSQL run.
-pub async fn write_scores(db: &impl ConnectionTrait, rows: &[Scored]) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    for chunk in rows.chunks(500) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for r in chunk {
-            let base = values.len();
-            let ph = |k: usize| match backend {
-                DbBackend::Postgres => format!("${}", base + k),
-                _ => "?".to_string(),
-            };
-            let (pl, pc, pv) = match &r.prediction {
-                Some((l, c, v)) => (Some(l.clone()), Some(*c), Some(*v)),
-                None => (None, None, None),
-            };
-            values.push(r.id.into());
-            values.push(r.score.into());
-            values.push(pl.into());
-            values.push(pc.into());
-            values.push(pv.into());
-            tuples.push(match backend {
-                DbBackend::Postgres => format!(
-                    "({}::bigint, {}::float8, {}::text, {}::float8, {}::int)",
-                    ph(1),
-                    ph(2),
-                    ph(3),
-                    ph(4),
-                    ph(5)
-                ),
-                _ => "(?, ?, ?, ?, ?)".to_string(),
-            });
+/// which both SQLite (≥ 3.33) and PostgreSQL run, a few per transaction.
+pub async fn write_scores(db: &sea_orm::DatabaseConnection, rows: &[Scored]) -> Result<(), DbErr> {
+    for group in rows.chunks(SCORE_ROWS_PER_STATEMENT * SCORE_STATEMENTS_PER_TXN) {
+        let txn = db.begin().await?;
+        for chunk in group.chunks(SCORE_ROWS_PER_STATEMENT) {
+            write_score_chunk(&txn, chunk).await?;
         }
-        let sql = format!(
-            "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
-             UPDATE items SET score = v.score, pred_label = v.pl, \
-             pred_confidence = v.pc, pred_version = v.pv \
-             FROM v WHERE items.id = v.id",
-            tuples.join(", ")
-        );
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        txn.commit().await?;
     }
+    Ok(())
+}
+
+async fn write_score_chunk(db: &impl ConnectionTrait, chunk: &[Scored]) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+    let mut tuples = Vec::with_capacity(chunk.len());
+    for r in chunk {
+        let base = values.len();
+        let ph = |k: usize| match backend {
+            DbBackend::Postgres => format!("${}", base + k),
+            _ => "?".to_string(),
+        };
+        let (pl, pc, pv) = match &r.prediction {
+            Some((l, c, v)) => (Some(l.clone()), Some(*c), Some(*v)),
+            None => (None, None, None),
+        };
+        values.push(r.id.into());
+        values.push(r.score.into());
+        values.push(pl.into());
+        values.push(pc.into());
+        values.push(pv.into());
+        tuples.push(match backend {
+            DbBackend::Postgres => format!(
+                "({}::bigint, {}::float8, {}::text, {}::float8, {}::int)",
+                ph(1),
+                ph(2),
+                ph(3),
+                ph(4),
+                ph(5)
+            ),
+            _ => "(?, ?, ?, ?, ?)".to_string(),
+        });
+    }
+    let sql = format!(
+        "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
+         UPDATE items SET score = v.score, pred_label = v.pl, \
+         pred_confidence = v.pc, pred_version = v.pv \
+         FROM v WHERE items.id = v.id",
+        tuples.join(", ")
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
     Ok(())
 }
 

@@ -143,7 +143,9 @@ async fn predict(
         }));
     }
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    db::items::count_routes(&state.db, p.id, &day, &per_route).await?;
+    if state.route_counts.add(p.id, &day, &per_route) {
+        state.route_counts.flush(&state.db).await?;
+    }
     if !stored.is_empty() {
         let (idx, rows): (Vec<usize>, Vec<StoredPrediction>) = stored.into_iter().unzip();
         let ids = db::items::store_predictions(&state.db, p.id, &caller.name, rows).await?;

@@ -76,6 +76,7 @@ async fn stats(
         String,
         serde_json::Map<String, serde_json::Value>,
     > = Default::default();
+    state.route_counts.flush(&state.db).await?;
     for (day, route, n) in db::stats::routing_volumes(&state.db, p.id).await? {
         let e = volumes.entry(day.clone()).or_insert_with(|| {
             let mut m = serde_json::Map::new();

@@ -42,6 +42,10 @@ pub enum TrainError {
 #[derive(Default)]
 pub struct TrainingGuards {
     map: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Projects with a rescore waiting for the guard: a further request joins
+    /// it instead of queueing another whole-pool pass (an import of 1M rows in
+    /// 100 batches would otherwise queue 100 of them).
+    rescore_waiting: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl TrainingGuards {
@@ -359,9 +363,20 @@ async fn is_due(state: &AppState, project_id: i64) -> Result<bool, TrainError> {
 }
 
 /// Reorders the unlabeled pool: by the active model under the project's
-/// strategy, or in cold-start order before any model exists.
+/// strategy, or in cold-start order before any model exists. A call made
+/// while another is still waiting for the project's guard returns at once:
+/// the waiting one starts later and sees the same items.
 pub async fn rescore_project(state: &AppState, project_id: i64) -> Result<(), TrainError> {
-    let turn = lock::Turn::wait(state, project_id).await?;
+    let waiting = &state.training.rescore_waiting;
+    if !waiting.lock().expect("rescore set lock").insert(project_id) {
+        return Ok(());
+    }
+    let turn = lock::Turn::wait(state, project_id).await;
+    waiting
+        .lock()
+        .expect("rescore set lock")
+        .remove(&project_id);
+    let turn = turn?;
     let res = rescore_in_turn(state, project_id).await;
     turn.release().await;
     res

@@ -1,0 +1,205 @@
+//! A small HTTP load generator for `benches/scale.py` (not part of the server).
+//!
+//! ```text
+//! loadgen annotate URL PID SECONDS TOKEN...
+//!     one annotator per token, each looping queue/next (n = 1) → label until
+//!     SECONDS pass or the queue is empty; the oracle label is the part of the
+//!     item's external_id after its last "__".
+//! loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES.jsonl
+//!     CONCURRENCY workers POST …/predict with the request bodies of
+//!     BODIES.jsonl (one a line, in turn) until SECONDS pass.
+//! ```
+//! Prints one JSON object: counts, rates and latency percentiles (ms).
+//! Runs on one thread so that the server under test keeps the other core.
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn percentiles(mut v: Vec<f64>) -> Value {
+    if v.is_empty() {
+        return json!({"count": 0});
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    json!({
+        "count": v.len(),
+        "mean_ms": v.iter().sum::<f64>() / v.len() as f64,
+        "p50_ms": at(0.50),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "max_ms": at(1.0),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn annotator(
+    client: reqwest::Client,
+    base: Arc<String>,
+    token: String,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, u64)> {
+    let (mut next_ms, mut label_ms, mut errors) = (Vec::new(), Vec::new(), 0u64);
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/queue/next"))
+            .bearer_auth(&token)
+            .json(&json!({"n": 1}))
+            .send()
+            .await?;
+        let ok = r.status().is_success();
+        let body: Value = r.json().await?;
+        next_ms.push(ms(t.elapsed()));
+        if !ok {
+            errors += 1;
+            continue;
+        }
+        let Some(entry) = body["items"].as_array().and_then(|a| a.first()) else {
+            break;
+        };
+        let id = entry["item"]["id"].as_i64().unwrap_or_default();
+        let ext = entry["item"]["external_id"].as_str().unwrap_or_default();
+        let label = ext.rsplit("__").next().unwrap_or_default().to_string();
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/items/{id}/labels"))
+            .bearer_auth(&token)
+            .json(&json!({"label": label, "duration_ms": 1000}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            errors += 1;
+        }
+        r.bytes().await?;
+        label_ms.push(ms(t.elapsed()));
+    }
+    Ok((next_ms, label_ms, errors))
+}
+
+async fn predictor(
+    client: reqwest::Client,
+    url: Arc<String>,
+    token: Arc<String>,
+    bodies: Arc<Vec<String>>,
+    start: usize,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<f64>, u64)> {
+    let (mut lat, mut errors) = (Vec::new(), 0u64);
+    let mut i = start;
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let r = client
+            .post(url.as_str())
+            .bearer_auth(token.as_str())
+            .header("content-type", "application/json")
+            .body(bodies[i % bodies.len()].clone())
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            errors += 1;
+        }
+        r.bytes().await?;
+        lat.push(ms(t.elapsed()));
+        i += 1;
+    }
+    Ok((lat, errors))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    let out = match args.first().map(String::as_str) {
+        Some("annotate") if args.len() >= 5 => {
+            let base = Arc::new(format!("{}/api/v1/projects/{}", args[1], args[2]));
+            let secs: f64 = args[3].parse()?;
+            rt.block_on(async {
+                let start = Instant::now();
+                let deadline = start + Duration::from_secs_f64(secs);
+                let tasks: Vec<_> = args[4..]
+                    .iter()
+                    .map(|tok| {
+                        tokio::spawn(annotator(
+                            client.clone(),
+                            base.clone(),
+                            tok.clone(),
+                            deadline,
+                        ))
+                    })
+                    .collect();
+                let (mut next, mut label, mut errors) = (Vec::new(), Vec::new(), 0);
+                for t in tasks {
+                    let (n, l, e) = t.await??;
+                    next.extend(n);
+                    label.extend(l);
+                    errors += e;
+                }
+                let wall = start.elapsed().as_secs_f64();
+                anyhow::Ok(json!({
+                    "annotators": args.len() - 4,
+                    "seconds": wall,
+                    "labels_per_s": label.len() as f64 / wall,
+                    "errors": errors,
+                    "next": percentiles(next),
+                    "label": percentiles(label),
+                }))
+            })?
+        }
+        Some("predict") if args.len() == 7 => {
+            let url = Arc::new(format!("{}/api/v1/projects/{}/predict", args[1], args[2]));
+            let token = Arc::new(args[3].clone());
+            let conc: usize = args[4].parse()?;
+            let secs: f64 = args[5].parse()?;
+            let bodies: Vec<String> = std::fs::read_to_string(&args[6])?
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            anyhow::ensure!(!bodies.is_empty(), "no request bodies in {}", args[6]);
+            let bodies = Arc::new(bodies);
+            rt.block_on(async {
+                let start = Instant::now();
+                let deadline = start + Duration::from_secs_f64(secs);
+                let tasks: Vec<_> = (0..conc)
+                    .map(|w| {
+                        tokio::spawn(predictor(
+                            client.clone(),
+                            url.clone(),
+                            token.clone(),
+                            bodies.clone(),
+                            w * 7919,
+                            deadline,
+                        ))
+                    })
+                    .collect();
+                let (mut lat, mut errors) = (Vec::new(), 0);
+                for t in tasks {
+                    let (l, e) = t.await??;
+                    lat.extend(l);
+                    errors += e;
+                }
+                let wall = start.elapsed().as_secs_f64();
+                anyhow::Ok(json!({
+                    "concurrency": conc,
+                    "seconds": wall,
+                    "requests_per_s": lat.len() as f64 / wall,
+                    "errors": errors,
+                    "latency": percentiles(lat),
+                }))
+            })?
+        }
+        _ => anyhow::bail!(
+            "usage: loadgen annotate URL PID SECONDS TOKEN... | \
+             loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES.jsonl"
+        ),
+    };
+    println!("{out}");
+    Ok(())
+}
