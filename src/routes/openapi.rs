@@ -146,6 +146,7 @@ fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
             ),
             ("audit_share", s(num_in(0.0, 1.0))),
             ("blind_share", s(num_in(0.0, 1.0))),
+            ("gold_share", s(num_in(0.0, 1.0))),
         ],
         &[],
     );
@@ -188,6 +189,7 @@ fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
             "review",
             "escalated",
             "auto",
+            "gold",
         ]
         .into_iter()
         .map(|k| (k, s(int())))
@@ -214,6 +216,7 @@ fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
                         ("rules", s(list(r("Rule")))),
                         ("audit_share", s(of(Type::Number))),
                         ("blind_share", s(of(Type::Number))),
+                        ("gold_share", s(of(Type::Number))),
                     ],
                     &["auto_threshold", "review_threshold"],
                 )),
@@ -246,6 +249,27 @@ fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
             ));
         }
         props(closed(), fields, &[]).description(Some("An item needs `text`, `features`, or both."))
+    };
+    let gold_input = {
+        let base = item_input(false);
+        props(
+            base,
+            vec![
+                (
+                    "label",
+                    s(string().description(Some("the known answer: one of the project's labels"))),
+                ),
+                (
+                    "suggest",
+                    s(string().description(Some(
+                        "the label shown as the model's suggestion (the answer when absent)",
+                    ))),
+                ),
+                ("confidence", s(num_in(0.0, 1.0))),
+            ],
+            &["label"],
+        )
+        .description(Some("A gold item: an item with a known answer."))
     };
     let label = props(
         open(),
@@ -386,6 +410,7 @@ fn schemas() -> Vec<(&'static str, RefOr<Schema>)> {
         ("Counts", s(counts)),
         ("Project", s(project)),
         ("ItemInput", s(item_input(true))),
+        ("GoldInput", s(gold_input)),
         ("PredictInput", s(item_input(false))),
         ("Label", s(label)),
         ("Item", s(item)),
@@ -830,6 +855,34 @@ fn operations() -> Vec<Op> {
         )
         .ok_ref(200, "the item", "Item")
         .err(404, "no such project or item"),
+        // gold.rs
+        op(
+            Post,
+            "/api/v1/projects/{pid}/gold",
+            "add_gold",
+            "Add gold items (known answers mixed into review)",
+            Some("admin"),
+        )
+        .json_body(
+            s(list(r("GoldInput"))
+                .min_items(Some(1))
+                .max_items(Some(10_000))),
+            true,
+        )
+        .ok(
+            200,
+            "inserted and duplicate counts",
+            props(
+                open(),
+                vec![
+                    ("inserted", s(int())),
+                    ("duplicates", s(int())),
+                    ("wrong_suggestions", s(int())),
+                ],
+                &["inserted", "duplicates", "wrong_suggestions"],
+            ),
+        )
+        .errs(&[NO_PROJECT]),
         // queue.rs
         op(
             Post,
