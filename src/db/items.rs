@@ -317,10 +317,13 @@ pub async fn lease_next(
     n: u64,
     lease_ms: i64,
 ) -> Result<Vec<Item>, DbErr> {
-    let now = super::now_ms();
-    let lease = Items::update_many()
-        .col_expr(items::Column::LeaseOwner, Expr::value(f.owner))
-        .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms));
+    // A lease runs from when it is written (a PostgreSQL caller may have
+    // waited for locked rows before).
+    let lease = |now: i64| {
+        Items::update_many()
+            .col_expr(items::Column::LeaseOwner, Expr::value(f.owner))
+            .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+    };
     let mut rows = match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
@@ -328,6 +331,7 @@ pub async fn lease_next(
             let mut ids: Vec<i64> = Vec::with_capacity(n as usize);
             loop {
                 let want = n - ids.len() as u64;
+                let now = super::now_ms();
                 let got = ids_of(&txn, &next_ids(&f, now, want, &ids, true)).await?;
                 ids.extend(got);
                 if ids.len() as u64 >= n || std::time::Instant::now() >= deadline {
@@ -342,7 +346,7 @@ pub async fn lease_next(
             let rows = if ids.is_empty() {
                 vec![]
             } else {
-                lease
+                lease(super::now_ms())
                     .filter(items::Column::Id.is_in(ids))
                     .exec_with_returning(&txn)
                     .await?
@@ -351,7 +355,8 @@ pub async fn lease_next(
             rows
         }
         _ => {
-            lease
+            let now = super::now_ms();
+            lease(now)
                 .filter(items::Column::Id.in_subquery(next_ids(&f, now, n, &[], false)))
                 .exec_with_returning(db)
                 .await?

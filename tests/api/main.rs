@@ -4,6 +4,7 @@ mod common;
 
 mod errors;
 mod flow;
+mod hammer;
 mod queue;
 mod restart;
 mod review;
