@@ -498,3 +498,66 @@ async fn check_sqlite_settings(path: &str) {
 }
 
 both_backends!(hammer_queue_and_labels, super::hammer);
+
+/// An undo and another person's label on the same item at the same moment:
+/// afterwards the item agrees with its live labels (the other label stands).
+async fn undo_races_label(app: TestApp) {
+    let pid = app
+        .project(json!({"name": "race", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let rows: Vec<Value> = (0..40)
+        .map(|i| json!({"external_id": format!("r{i}"), "features": [i as f64]}))
+        .collect();
+    app.import_json(pid, &rows).await;
+    let ann = app.token("ann", "annotator").await;
+    let app = Arc::new(app);
+    for round in 0..40 {
+        let (_, v) = app
+            .post(
+                &format!("/api/v1/projects/{pid}/queue/next"),
+                &ann,
+                json!({}),
+            )
+            .await;
+        let id = v["items"][0]["item"]["id"].as_i64().expect("an item");
+        let (s, l) = app
+            .post(
+                &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+                &ann,
+                json!({"label": "a"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{l}");
+        let label_id = l["id"].as_i64().unwrap();
+        let (a1, a2, t) = (app.clone(), app.clone(), ann.clone());
+        let undo = tokio::spawn(async move {
+            a1.call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/projects/{pid}/labels/{label_id}"),
+                Some(&t),
+                None,
+            )
+            .await
+            .status()
+        });
+        let other = tokio::spawn(async move {
+            a2.post(
+                &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+                ADMIN,
+                json!({"label": "b"}),
+            )
+            .await
+            .0
+        });
+        assert_eq!(undo.await.unwrap(), 204);
+        assert_eq!(other.await.unwrap(), 201);
+        let (_, it) = app
+            .get(&format!("/api/v1/projects/{pid}/items/{id}"), ADMIN)
+            .await;
+        assert_eq!(it["labels"].as_array().unwrap().len(), 1, "{it}");
+        assert_eq!(it["status"], "labeled", "round {round}: {it}");
+        assert_eq!(it["label"], "b", "round {round}: {it}");
+    }
+}
+
+both_backends!(undo_racing_a_label, super::undo_races_label);
