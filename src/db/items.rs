@@ -222,124 +222,149 @@ pub async fn list(
     q.order_by_asc(items::Column::Id).limit(limit).all(db).await
 }
 
-/// Leases the next `n` items of a status to `owner` in one atomic statement:
-/// `UPDATE … WHERE id IN (SELECT … ORDER BY score DESC LIMIT n FOR UPDATE
-/// SKIP LOCKED) RETURNING *`. On PostgreSQL concurrent callers skip each
-/// other's rows; SQLite runs the single statement atomically.
-#[allow(clippy::too_many_arguments)] // one statement, every knob of the queue
-pub async fn lease_next(
-    db: &impl ConnectionTrait,
-    project_id: i64,
-    status: &str,
-    owner: i64,
+/// Which items a queue hands out: every knob of [`lease_next`].
+#[derive(Debug, Clone, Copy)]
+pub struct QueueFilter {
+    pub project_id: i64,
+    pub status: &'static str,
+    pub owner: i64,
+    pub include_escalated: bool,
+    /// k labels per item come from k different people.
+    pub skip_labeled_by_owner: bool,
+}
+
+/// How long a PostgreSQL lease request waits for rows that others hold
+/// locked for a moment (a concurrent lease, a rescore writing scores).
+const LOCKED_ROWS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The ids of the next `n` available items, best first, leaving out `skip`;
+/// `lock` adds `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite ignores it).
+fn next_ids(
+    f: &QueueFilter,
+    now: i64,
     n: u64,
-    lease_ms: i64,
-    include_escalated: bool,
-    skip_labeled_by_owner: bool,
-) -> Result<Vec<Item>, DbErr> {
-    let q = QueueFilter {
-        project_id,
-        status,
-        owner,
-        include_escalated,
-        skip_labeled_by_owner,
-    };
-    let mut got = lease_once(db, &q, n, lease_ms).await?;
-    // On PostgreSQL, SKIP LOCKED also skips rows that a batched score write
-    // holds for a moment (a rescore after an import or a training), which
-    // can make a queue look shorter than it is. When the answer is short but
-    // leasable rows remain, try again briefly for the rest. SQLite has one
-    // writer, so there nothing is ever skipped.
-    if db.get_database_backend() == DbBackend::Postgres {
-        for _ in 0..3 {
-            let short = n.saturating_sub(got.len() as u64);
-            if short == 0 || !any_leasable(db, &q).await? {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(15)).await;
-            got.extend(lease_once(db, &q, short, lease_ms).await?);
-        }
-        got.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    skip: &[i64],
+    lock: bool,
+) -> sea_orm::sea_query::SelectStatement {
+    let mut sub = Query::select();
+    if f.skip_labeled_by_owner {
+        sub.and_where(
+            items::Column::Id.not_in_subquery(
+                Query::select()
+                    .column(labels::Column::ItemId)
+                    .from(labels::Entity)
+                    .and_where(labels::Column::ProjectId.eq(f.project_id))
+                    .and_where(labels::Column::AnnotatorId.eq(f.owner))
+                    .and_where(labels::Column::UndoneAt.is_null())
+                    .to_owned(),
+            ),
+        );
     }
-    Ok(got)
-}
-
-/// Which items a caller may lease from a queue.
-struct QueueFilter<'a> {
-    project_id: i64,
-    status: &'a str,
-    owner: i64,
-    include_escalated: bool,
-    skip_labeled_by_owner: bool,
-}
-
-impl QueueFilter<'_> {
-    /// `SELECT id FROM items WHERE …` leasable at `now`, unordered.
-    fn select(&self, now: i64) -> sea_orm::sea_query::SelectStatement {
-        let mut sub = Query::select();
-        if self.skip_labeled_by_owner {
-            // k labels per item come from k different people.
-            sub.and_where(
-                items::Column::Id.not_in_subquery(
-                    Query::select()
-                        .column(labels::Column::ItemId)
-                        .from(labels::Entity)
-                        .and_where(labels::Column::ProjectId.eq(self.project_id))
-                        .and_where(labels::Column::AnnotatorId.eq(self.owner))
-                        .and_where(labels::Column::UndoneAt.is_null())
-                        .to_owned(),
-                ),
-            );
-        }
-        if !self.include_escalated {
-            sub.cond_where(
-                Condition::any()
-                    .add(items::Column::Tier.is_null())
-                    .add(items::Column::Tier.ne("escalate")),
-            );
-        }
-        sub.column(items::Column::Id)
-            .from(items::Entity)
-            .and_where(items::Column::ProjectId.eq(self.project_id))
-            .and_where(items::Column::Status.eq(self.status))
-            .cond_where(
-                Condition::any()
-                    .add(items::Column::LeaseExpiresAt.is_null())
-                    .add(items::Column::LeaseExpiresAt.lt(now)),
-            )
-            .to_owned()
+    if !f.include_escalated {
+        sub.cond_where(
+            Condition::any()
+                .add(items::Column::Tier.is_null())
+                .add(items::Column::Tier.ne("escalate")),
+        );
     }
-}
-
-/// One atomic lease of up to `n` items.
-async fn lease_once(
-    db: &impl ConnectionTrait,
-    q: &QueueFilter<'_>,
-    n: u64,
-    lease_ms: i64,
-) -> Result<Vec<Item>, DbErr> {
-    let now = super::now_ms();
-    let sub = q
-        .select(now)
+    if !skip.is_empty() {
+        sub.and_where(items::Column::Id.is_not_in(skip.iter().copied()));
+    }
+    sub.column(items::Column::Id)
+        .from(items::Entity)
+        .and_where(items::Column::ProjectId.eq(f.project_id))
+        .and_where(items::Column::Status.eq(f.status))
+        .cond_where(
+            Condition::any()
+                .add(items::Column::LeaseExpiresAt.is_null())
+                .add(items::Column::LeaseExpiresAt.lt(now)),
+        )
         .order_by(items::Column::Score, Order::Desc)
         .order_by(items::Column::Id, Order::Asc)
-        .limit(n)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .to_owned();
-    let mut rows = Items::update_many()
-        .col_expr(items::Column::LeaseOwner, Expr::value(q.owner))
-        .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms))
-        .filter(items::Column::Id.in_subquery(sub))
-        .exec_with_returning(db)
-        .await?;
-    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-    Ok(rows)
+        .limit(n);
+    if lock {
+        sub.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    sub.to_owned()
 }
 
-/// Whether any item is leasable now, locked or not (a plain read).
-async fn any_leasable(db: &impl ConnectionTrait, q: &QueueFilter<'_>) -> Result<bool, DbErr> {
-    let stmt = q.select(super::now_ms()).limit(1).to_owned();
-    Ok(db.query_one(&stmt).await?.is_some())
+async fn ids_of(
+    db: &impl ConnectionTrait,
+    q: &sea_orm::sea_query::SelectStatement,
+) -> Result<Vec<i64>, DbErr> {
+    let backend = db.get_database_backend();
+    db.query_all_raw(backend.build(q))
+        .await?
+        .iter()
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .collect()
+}
+
+/// Leases the next `n` items of a queue to its owner for `lease_ms`.
+///
+/// SQLite runs one atomic statement: `UPDATE … WHERE id IN (SELECT … ORDER
+/// BY score DESC LIMIT n) RETURNING *`. PostgreSQL, in one transaction,
+/// picks and locks rows with `SELECT … FOR UPDATE SKIP LOCKED`, then updates
+/// exactly those ids. Two traps made the single statement short-change
+/// callers there under concurrency (fewer than `n` items, even none, while
+/// the pool was full): a row just updated by a concurrent rescore made the
+/// `IN (subquery)` be rechecked and the row dropped, and rows a rescore holds
+/// locked for a moment are skipped. So the ids are picked first, and while
+/// the snapshot shows available rows that were skipped, it waits briefly for
+/// their locks and picks again.
+pub async fn lease_next(
+    db: &sea_orm::DatabaseConnection,
+    f: QueueFilter,
+    n: u64,
+    lease_ms: i64,
+) -> Result<Vec<Item>, DbErr> {
+    // A lease runs from when it is written (a PostgreSQL caller may have
+    // waited for locked rows before).
+    let lease = |now: i64| {
+        Items::update_many()
+            .col_expr(items::Column::LeaseOwner, Expr::value(f.owner))
+            .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms))
+    };
+    let mut rows = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            let deadline = std::time::Instant::now() + LOCKED_ROWS_WAIT;
+            let mut ids: Vec<i64> = Vec::with_capacity(n as usize);
+            loop {
+                let want = n - ids.len() as u64;
+                let now = super::now_ms();
+                let got = ids_of(&txn, &next_ids(&f, now, want, &ids, true)).await?;
+                ids.extend(got);
+                if ids.len() as u64 >= n || std::time::Instant::now() >= deadline {
+                    break;
+                }
+                let skipped = ids_of(&txn, &next_ids(&f, now, 1, &ids, false)).await?;
+                if skipped.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            let rows = if ids.is_empty() {
+                vec![]
+            } else {
+                lease(super::now_ms())
+                    .filter(items::Column::Id.is_in(ids))
+                    .exec_with_returning(&txn)
+                    .await?
+            };
+            txn.commit().await?;
+            rows
+        }
+        _ => {
+            let now = super::now_ms();
+            lease(now)
+                .filter(items::Column::Id.in_subquery(next_ids(&f, now, n, &[], false)))
+                .exec_with_returning(db)
+                .await?
+        }
+    };
+    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    Ok(rows)
 }
 
 /// What training needs of a labelled item.

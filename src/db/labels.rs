@@ -264,6 +264,13 @@ impl From<DbErr> for UndoError {
 /// or the item goes back to the queue it came from.
 pub async fn undo(db: &sea_orm::DatabaseConnection, label: &Label) -> Result<(), UndoError> {
     let txn = db.begin().await?;
+    // Lock the item first, as `create` does: otherwise, on PostgreSQL, a
+    // label arriving meanwhile was overwritten by this undo's view of the
+    // live labels (the item went back to the queue with a live label).
+    let item = Items::find_by_id(label.item_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
     let res = Labels::update_many()
         .col_expr(
             labels::Column::UndoneAt,
@@ -276,11 +283,8 @@ pub async fn undo(db: &sea_orm::DatabaseConnection, label: &Label) -> Result<(),
     if res.rows_affected == 0 {
         return Err(UndoError::AlreadyUndone);
     }
-    let item = Items::find_by_id(label.item_id)
-        .one(&txn)
-        .await?
-        // A gold item keeps its status: only the answer is taken back.
-        .filter(|i| i.status != "gold");
+    // A gold item keeps its status: only the answer is taken back.
+    let item = item.filter(|i| i.status != "gold");
     if let Some(item) = item {
         let k = super::entities::projects::Entity::find_by_id(item.project_id)
             .one(&txn)

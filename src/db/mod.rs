@@ -38,7 +38,33 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         opt.max_connections(16).min_connections(1);
     }
-    Database::connect(opt).await
+    let db = Database::connect(opt).await?;
+    if url.starts_with("sqlite:") {
+        log_sqlite_settings(&db).await?;
+    }
+    Ok(db)
+}
+
+/// Logs the SQLite settings in effect, read back from the connection.
+async fn log_sqlite_settings(db: &DatabaseConnection) -> Result<(), DbErr> {
+    async fn pragma(db: &DatabaseConnection, name: &str) -> Result<String, DbErr> {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                format!("PRAGMA {name}"),
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom(format!("PRAGMA {name} answered nothing")))?;
+        row.try_get_by_index::<String>(0)
+            .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+    }
+    tracing::info!(
+        journal_mode = %pragma(db, "journal_mode").await?,
+        synchronous = %pragma(db, "synchronous").await?,
+        busy_timeout_ms = %pragma(db, "busy_timeout").await?,
+        "sqlite settings"
+    );
+    Ok(())
 }
 
 pub fn is_unique_violation(e: &DbErr) -> bool {

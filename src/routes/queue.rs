@@ -53,7 +53,7 @@ async fn lease(
     caller: &Caller,
     pid: i64,
     body: web::Bytes,
-    status: &str,
+    status: &'static str,
 ) -> ApiResult<HttpResponse> {
     let req: NextRequest = super::optional_json(&body)?;
     let n = req.n.unwrap_or(1);
@@ -61,17 +61,15 @@ async fn lease(
         return Err(ApiError::invalid("n must be between 1 and 50"));
     }
     let (p, spec) = project_or_404(state, pid).await?;
-    let mut rows = db::items::lease_next(
-        &state.db,
-        p.id,
+    let queue = db::items::QueueFilter {
+        project_id: p.id,
         status,
-        caller.token_id,
-        n,
-        p.lease_seconds as i64 * 1000,
-        caller.senior,
-        status == "unlabeled" && p.labels_per_item > 1,
-    )
-    .await?;
+        owner: caller.token_id,
+        include_escalated: caller.senior,
+        skip_labeled_by_owner: status == "unlabeled" && p.labels_per_item > 1,
+    };
+    let mut rows =
+        db::items::lease_next(&state.db, queue, n, p.lease_seconds as i64 * 1000).await?;
     if status == "review" && !rows.is_empty() && spec.gold_share > 0.0 {
         mix_in_gold(state, caller, p.id, spec.gold_share, &mut rows).await?;
     }

@@ -8,6 +8,7 @@ mod shutdown;
 
 mod errors;
 mod flow;
+mod hammer;
 mod openapi;
 mod queue;
 mod replicas;
