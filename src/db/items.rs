@@ -397,6 +397,49 @@ pub async fn labeled_rows(
         .await
 }
 
+/// Up to `n` unlabelled items picked at random (for the cold start).
+pub async fn unlabeled_sample(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    n: u64,
+) -> Result<Vec<TrainingRow>, DbErr> {
+    Items::find()
+        .select_only()
+        .columns([
+            items::Column::Id,
+            items::Column::Text,
+            items::Column::Features,
+            items::Column::FinalLabel,
+        ])
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        // random() is spelled alike in SQLite and PostgreSQL.
+        .order_by(Expr::cust("random()"), Order::Asc)
+        .limit(n)
+        .into_model::<TrainingRow>()
+        .all(db)
+        .await
+}
+
+/// Moves an earlier cold-start head (scores ≥ 1) back among the rest, so a
+/// new head leads the queue alone.
+pub async fn demote_cold_start_head(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> Result<(), DbErr> {
+    Items::update_many()
+        .col_expr(
+            items::Column::Score,
+            sea_orm::sea_query::ExprTrait::sub(Expr::col(items::Column::Score), 1.0),
+        )
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        .filter(items::Column::Score.gte(1.0))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A page of unlabelled items (id order) for scoring.
 pub async fn unlabeled_page(
     db: &impl ConnectionTrait,

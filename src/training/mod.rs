@@ -491,14 +491,12 @@ async fn rank_whole_pool(
 }
 
 async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError> {
-    let mut rows = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db::items::unlabeled_page(&state.db, project_id, after, SCORE_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        rows.extend(decode_rows(page));
-    }
+    // The k-means++ head is drawn from a random sample of the pool: only the
+    // sample is read and only its head written (the rest keep the seeded
+    // random order an import gives them), so an import into a large pool
+    // costs a sample, not a pass over every item.
+    let sample = db::items::unlabeled_sample(&state.db, project_id, COLD_START_SAMPLE).await?;
+    let rows = decode_rows(sample);
     if rows.is_empty() {
         return Ok(());
     }
@@ -520,9 +518,15 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     })
     .await
     .map_err(|e| anyhow::anyhow!("cold start task: {e}"))??;
-    db::items::write_scores(&state.db, &scored).await?;
+    // The head scores in (1, 2]; the rest of the sample stays as it was.
+    let head: Vec<Scored> = scored.into_iter().filter(|s| s.score >= 1.0).collect();
+    db::items::demote_cold_start_head(&state.db, project_id).await?;
+    db::items::write_scores(&state.db, &head).await?;
     Ok(())
 }
+
+/// Pool items the cold start reads (the learner's own sample size).
+const COLD_START_SAMPLE: u64 = 2_000;
 
 /// Index and value of the largest probability.
 pub fn argmax(p: &[f64]) -> (usize, f64) {
