@@ -5,8 +5,10 @@
 //! (SHA-256) and looked up by digest through the unique index on
 //! `tokens.token_hash` (see `db::tokens`). A timing difference in that lookup
 //! can only reveal something about a digest, not about a secret, so no
-//! constant-time comparison is needed, and nothing caches tokens: a revoked
-//! token fails on the very next request. The Authorization header is read
+//! constant-time comparison is needed. Live tokens are cached by digest for
+//! two seconds (`cache::TokenCache`); a revocation clears that cache, so a
+//! revoked token fails on the very next request to the replica that revoked
+//! it, and within two seconds on the others. The Authorization header is read
 //! here only; the request logger (`tracing_actix_web` default span) records
 //! method, route, target, host and user agent, never headers, and the UI
 //! keeps tokens out of URLs (checked by tests/api/auth.rs and, for the
@@ -79,7 +81,9 @@ impl FromRequest for Caller {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| unauthorized("Authorization must be 'Bearer <token>'"))?;
-            let token = crate::db::tokens::find_live(&state.db, secret)
+            let token = state
+                .tokens
+                .find_live(&state.read, secret)
                 .await?
                 .ok_or_else(|| unauthorized("unknown or revoked token"))?;
             let role =

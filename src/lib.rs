@@ -3,6 +3,7 @@
 //! Data flows one way: `routes` → `domain` → `db` / `training` → `learner`.
 pub mod auth;
 pub mod backup;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -29,9 +29,15 @@ impl Application {
             .await
             .context("running database migrations")?;
         bootstrap_admin(&conn, settings.admin_token.as_deref()).await?;
+        let read = db::connect_reader(&settings.database_url, &conn)
+            .await
+            .context("opening the database's reader connections")?;
 
         let state = Arc::new(AppState {
             db: conn,
+            read,
+            tokens: Default::default(),
+            projects: Default::default(),
             models: Default::default(),
             training: Default::default(),
             metrics: Metrics::new(),

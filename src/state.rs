@@ -8,7 +8,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct AppState {
+    /// Every write, and reads that must see this request's own writes.
     pub db: DatabaseConnection,
+    /// Reads that need no write: on SQLite, a separate pool that never waits
+    /// behind the single writer (see `db::connect_reader`).
+    pub read: DatabaseConnection,
+    pub tokens: crate::cache::TokenCache,
+    pub projects: crate::cache::ProjectCache,
     pub models: ModelStore,
     pub training: TrainingGuards,
     pub metrics: Metrics,

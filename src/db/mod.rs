@@ -19,7 +19,8 @@ use std::time::Duration;
 /// disk) and a busy timeout. It gets a single pooled connection: SQLite takes
 /// one writer at a time anyway, and one connection rules out the
 /// `SQLITE_BUSY` failures of read-then-write transactions that no busy timeout
-/// cures. PostgreSQL gets a real pool.
+/// cures. Reads that need no write go to [`connect_reader`]'s pool instead,
+/// so they never queue behind a write. PostgreSQL gets a real pool.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opt = ConnectOptions::new(url.to_string());
     opt.sqlx_logging(false)
@@ -29,11 +30,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         opt.max_connections(1).min_connections(1);
         opt.map_sqlx_sqlite_opts(|o| {
-            o.create_if_missing(true)
+            tune_sqlite(o)
+                .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
         });
     } else {
         opt.max_connections(16).min_connections(1);
@@ -43,6 +43,46 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         log_sqlite_settings(&db).await?;
     }
     Ok(db)
+}
+
+/// Connections for reads that need no write, beside `writer` (from
+/// [`connect`]). SQLite in WAL mode lets readers run while the one writer
+/// writes, and a reader sees every transaction committed before its own read
+/// began: so a token check, a project lookup or a pool page never waits for
+/// a label's commit or a rescore's batch. PostgreSQL shares the writer's pool.
+pub async fn connect_reader(
+    url: &str,
+    writer: &DatabaseConnection,
+) -> Result<DatabaseConnection, DbErr> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(writer.clone());
+    }
+    let mut opt = ConnectOptions::new(url.to_string());
+    opt.sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .max_connections(SQLITE_READERS)
+        .min_connections(1);
+    opt.map_sqlx_sqlite_opts(|o| tune_sqlite(o).pragma("query_only", "ON"));
+    Database::connect(opt).await
+}
+
+/// Reader connections of an SQLite database (a pool page, a token check and
+/// a stats query can run at once on 2 cores).
+const SQLITE_READERS: u32 = 4;
+
+/// Settings every SQLite connection gets: a busy timeout, foreign keys, a
+/// page cache large enough for a million-item pool's indexes (64 MB a
+/// connection; SQLite's default of 2 MB makes every insert into the queue
+/// index a read from disk past ~50k items) and memory-mapped reads.
+fn tune_sqlite(
+    o: sea_orm::sqlx::sqlite::SqliteConnectOptions,
+) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
+    o.busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        .pragma("cache_size", "-65536")
+        .pragma("mmap_size", "268435456")
+        .pragma("temp_store", "memory")
 }
 
 /// Logs the SQLite settings in effect, read back from the connection.

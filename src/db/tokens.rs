@@ -25,8 +25,16 @@ pub async fn find_live(
     db: &impl ConnectionTrait,
     secret: &str,
 ) -> Result<Option<tokens::Model>, DbErr> {
+    find_live_by_digest(db, &hash_token(secret)).await
+}
+
+/// [`find_live`] by the secret's digest.
+pub async fn find_live_by_digest(
+    db: &impl ConnectionTrait,
+    digest: &str,
+) -> Result<Option<tokens::Model>, DbErr> {
     Tokens::find()
-        .filter(tokens::Column::TokenHash.eq(hash_token(secret)))
+        .filter(tokens::Column::TokenHash.eq(digest))
         .filter(tokens::Column::RevokedAt.is_null())
         .one(db)
         .await

@@ -33,6 +33,8 @@ async fn add(
     )
     .map_err(ApiError::invalid)?;
     let new_len = if feature_len.is_none() { len } else { None };
-    let out = db::gold::insert(&state.db, p.id, new_len.map(|n| n as i32), rows).await?;
+    let out = db::gold::insert(&state.db, p.id, new_len.map(|n| n as i32), rows).await;
+    state.projects.invalidate(p.id);
+    let out = out?;
     Ok(HttpResponse::Ok().json(out))
 }

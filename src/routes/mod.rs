@@ -73,12 +73,13 @@ pub(crate) async fn project_or_404(
     state: &crate::state::AppState,
     id: i64,
 ) -> Result<(crate::db::projects::Project, crate::domain::ProjectSpec), ApiError> {
-    let p = crate::db::projects::get(&state.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
-    let spec = crate::domain::ProjectSpec::from_row(&p)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored project {id}: {e}")))?;
-    Ok((p, spec))
+    let entry = match state.projects.get(&state.read, id).await {
+        Ok(e) => e,
+        Err(crate::cache::ProjectError::Db(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::internal(anyhow::anyhow!(e))),
+    };
+    let entry = entry.ok_or_else(|| ApiError::not_found("project"))?;
+    Ok((entry.0.clone(), entry.1.clone()))
 }
 
 /// The feature length new items must have: the project's, or `Some(0)` when
@@ -88,7 +89,13 @@ pub(crate) async fn feature_len(
     state: &crate::state::AppState,
     p: &crate::db::projects::Project,
 ) -> Result<Option<usize>, ApiError> {
-    Ok(match p.feature_len {
+    if let Some(n) = p.feature_len {
+        return Ok(Some(n as usize));
+    }
+    // Not known yet (or a cached copy from before another replica's first
+    // import): ask the database itself.
+    let fresh = crate::db::projects::get(&state.db, p.id).await?;
+    Ok(match fresh.and_then(|f| f.feature_len) {
         Some(n) => Some(n as usize),
         None if crate::db::projects::counts(&state.db, p.id).await?.items > 0 => Some(0),
         None => None,

@@ -52,7 +52,7 @@ async fn predict(
         .map_err(ApiError::invalid)?;
     let model = state
         .models
-        .current(&state.db, p.id)
+        .current(&state.read, p.id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| {

@@ -67,12 +67,13 @@ async fn patch(
     body: web::Json<ProjectRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Admin)?;
-    let (p, spec) = project_or_404(&state, path.into_inner()).await?;
+    let path_id = path.into_inner();
+    let (p, spec) = project_or_404(&state, path_id).await?;
     let strategy_before = spec.strategy;
     let spec = spec.patch(body.into_inner()).map_err(ApiError::invalid)?;
-    let p = db::projects::save(&state.db, p, spec.to_fields())
-        .await
-        .map_err(duplicate_or)?;
+    let saved = db::projects::save(&state.db, p, spec.to_fields()).await;
+    state.projects.invalidate(path_id);
+    let p = saved.map_err(duplicate_or)?;
     state
         .scheduler
         .sync_project(p.id, p.retrain_cron.as_deref())

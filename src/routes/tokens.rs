@@ -70,7 +70,9 @@ async fn revoke(
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Admin)?;
-    if db::tokens::revoke(&state.db, path.into_inner()).await? {
+    let revoked = db::tokens::revoke(&state.db, path.into_inner()).await?;
+    state.tokens.clear();
+    if revoked {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("token"))
