@@ -6,6 +6,7 @@ mod m20261124_000001_create_tables;
 mod m20261124_000002_review_and_audit;
 mod m20261124_000003_gold_items;
 mod m20261124_220000_create_schedule_ticks;
+mod m20261125_000001_rank_epoch;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_review_and_audit::Migration),
             Box::new(m20261124_000003_gold_items::Migration),
             Box::new(m20261124_220000_create_schedule_ticks::Migration),
+            Box::new(m20261125_000001_rank_epoch::Migration),
         ]
     }
 }

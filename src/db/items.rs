@@ -53,121 +53,46 @@ pub async fn import(
 ) -> Result<ImportOutcome, DbErr> {
     let txn = db.begin().await?;
     let mut out = ImportOutcome::default();
-    let mut seen: HashSet<String> = HashSet::with_capacity(rows.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
     let mut fresh = Vec::with_capacity(rows.len());
-    for r in rows {
-        if seen.insert(r.external_id.clone()) {
+    for r in &rows {
+        if seen.insert(r.external_id.as_str()) {
             fresh.push(r);
         } else {
             out.duplicates += 1;
         }
     }
-    // Drop rows whose external id is already in the project.
-    let mut keep = Vec::with_capacity(fresh.len());
-    for chunk in fresh.chunks(CHUNK) {
-        let ids: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
-        let existing: HashSet<String> = Items::find()
-            .select_only()
-            .column(items::Column::ExternalId)
-            .filter(items::Column::ProjectId.eq(project_id))
-            .filter(items::Column::ExternalId.is_in(ids))
-            .into_tuple::<String>()
-            .all(&txn)
-            .await?
-            .into_iter()
-            .collect();
-        for r in chunk {
-            if existing.contains(&r.external_id) {
-                out.duplicates += 1;
-            } else {
-                keep.push(r.clone());
-            }
-        }
-    }
     let now = Utc::now();
-    let mut labeled_ext: HashMap<String, String> = HashMap::new();
-    for (ci, chunk) in keep.chunks(CHUNK).enumerate() {
-        let models = chunk.iter().enumerate().map(|(i, r)| {
-            if let Some(l) = &r.label {
-                labeled_ext.insert(r.external_id.clone(), l.clone());
-            }
-            items::ActiveModel {
+    let mut label_rows: Vec<labels::ActiveModel> = Vec::new();
+    for (ci, chunk) in fresh.chunks(CHUNK).enumerate() {
+        let inserted = insert_chunk(&txn, project_id, chunk, now, |i| {
+            initial_score(ci * CHUNK + i)
+        })
+        .await?;
+        out.inserted += inserted.count;
+        out.duplicates += chunk.len() as u64 - inserted.count;
+        // Label rows for the pre-labelled items that were inserted.
+        for (id, i) in inserted.labeled {
+            label_rows.push(labels::ActiveModel {
                 id: NotSet,
                 project_id: Set(project_id),
-                external_id: Set(r.external_id.clone()),
-                text: Set(r.text.clone()),
-                features: Set(r.features.as_deref().map(encode_features)),
-                meta: Set(r.meta.clone()),
-                status: Set(if r.label.is_some() {
-                    "labeled"
-                } else {
-                    "unlabeled"
-                }
-                .into()),
-                score: Set(initial_score(ci * CHUNK + i)),
-                lease_owner: Set(None),
-                lease_expires_at: Set(None),
-                pred_label: Set(None),
-                pred_confidence: Set(None),
-                pred_version: Set(None),
-                final_label: Set(r.label.clone()),
-                decided_by: Set(r.label.as_ref().map(|_| "human".to_string())),
+                item_id: Set(id),
+                label: Set(chunk[i].label.clone().expect("a labelled row")),
+                annotator_id: Set(importer.0),
+                annotator: Set(importer.1.to_string()),
+                source: Set("import".into()),
+                duration_ms: Set(None),
                 created_at: Set(now),
-                tier: Set(None),
-                blind: Set(false),
-                audit: Set(false),
-                gold_label: Set(None),
-            }
-        });
-        let res = Items::insert_many(models)
-            .on_conflict(
-                sea_orm::sea_query::OnConflict::columns([
-                    items::Column::ProjectId,
-                    items::Column::ExternalId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+                undone_at: Set(None),
+            });
+        }
+    }
+    out.labeled = label_rows.len() as u64;
+    while !label_rows.is_empty() {
+        let rest = label_rows.split_off(label_rows.len().min(CHUNK));
+        labels::Entity::insert_many(std::mem::replace(&mut label_rows, rest))
             .exec_without_returning(&txn)
             .await?;
-        out.inserted += res;
-        out.duplicates += chunk.len() as u64 - res;
-    }
-    // Label rows for the pre-labelled items that were inserted.
-    if !labeled_ext.is_empty() {
-        let exts: Vec<String> = labeled_ext.keys().cloned().collect();
-        for chunk in exts.chunks(CHUNK) {
-            let ids: Vec<(i64, String)> = Items::find()
-                .select_only()
-                .column(items::Column::Id)
-                .column(items::Column::ExternalId)
-                .filter(items::Column::ProjectId.eq(project_id))
-                .filter(items::Column::ExternalId.is_in(chunk.iter().map(|s| s.as_str())))
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            let rows: Vec<labels::ActiveModel> = ids
-                .into_iter()
-                .map(|(id, ext)| labels::ActiveModel {
-                    id: NotSet,
-                    project_id: Set(project_id),
-                    item_id: Set(id),
-                    label: Set(labeled_ext[&ext].clone()),
-                    annotator_id: Set(importer.0),
-                    annotator: Set(importer.1.to_string()),
-                    source: Set("import".into()),
-                    duration_ms: Set(None),
-                    created_at: Set(now),
-                    undone_at: Set(None),
-                })
-                .collect();
-            out.labeled += rows.len() as u64;
-            if !rows.is_empty() {
-                labels::Entity::insert_many(rows)
-                    .exec_without_returning(&txn)
-                    .await?;
-            }
-        }
     }
     if let Some(len) = feature_len {
         projects::Entity::update_many()
@@ -179,6 +104,108 @@ pub async fn import(
     }
     txn.commit().await?;
     Ok(out)
+}
+
+/// What [`insert_chunk`] inserted: how many rows, and the id and chunk
+/// position of each inserted row that carried a label.
+struct Inserted {
+    count: u64,
+    labeled: Vec<(i64, usize)>,
+}
+
+/// Columns an import writes; the others keep their defaults (no lease, no
+/// prediction, not gold, epoch 0).
+const IMPORT_COLUMNS: &str = "project_id, external_id, text, features, meta, status, score, \
+     final_label, decided_by, created_at, blind, audit";
+const IMPORT_VALUES_PER_ROW: usize = 12;
+
+/// One multi-row `INSERT … ON CONFLICT (project_id, external_id) DO NOTHING`
+/// (a prepared statement reused for every full chunk): an external id the
+/// project has already keeps its item and counts as a duplicate. Only a
+/// chunk with labelled rows asks for the inserted ids back (`RETURNING`).
+async fn insert_chunk(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    chunk: &[&NewItem],
+    now: chrono::DateTime<Utc>,
+    initial_score: impl Fn(usize) -> f64,
+) -> Result<Inserted, DbErr> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * IMPORT_VALUES_PER_ROW);
+    let mut sql = String::with_capacity(64 + chunk.len() * 64);
+    sql.push_str("INSERT INTO items (");
+    sql.push_str(IMPORT_COLUMNS);
+    sql.push_str(") VALUES ");
+    for (i, r) in chunk.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for k in 0..IMPORT_VALUES_PER_ROW {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                DbBackend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(values.len() + k + 1).to_string());
+                }
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+        values.push(project_id.into());
+        values.push(r.external_id.clone().into());
+        values.push(r.text.clone().into());
+        values.push(r.features.as_deref().map(encode_features).into());
+        values.push(r.meta.clone().into());
+        values.push(
+            if r.label.is_some() {
+                "labeled"
+            } else {
+                "unlabeled"
+            }
+            .into(),
+        );
+        values.push(initial_score(i).into());
+        values.push(r.label.clone().into());
+        values.push(r.label.as_ref().map(|_| "human".to_string()).into());
+        values.push(now.into());
+        values.push(false.into());
+        values.push(false.into());
+    }
+    sql.push_str(" ON CONFLICT (project_id, external_id) DO NOTHING");
+    if !chunk.iter().any(|r| r.label.is_some()) {
+        let res = db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        return Ok(Inserted {
+            count: res.rows_affected(),
+            labeled: Vec::new(),
+        });
+    }
+    sql.push_str(" RETURNING id, external_id");
+    let returned = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let pos: HashMap<&str, usize> = chunk
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.external_id.as_str(), i))
+        .collect();
+    let mut labeled = Vec::new();
+    for row in &returned {
+        let id: i64 = row.try_get_by_index(0)?;
+        let ext: String = row.try_get_by_index(1)?;
+        let i = pos[ext.as_str()];
+        if chunk[i].label.is_some() {
+            labeled.push((id, i));
+        }
+    }
+    Ok(Inserted {
+        count: returned.len() as u64,
+        labeled,
+    })
 }
 
 pub async fn get(
@@ -279,6 +306,7 @@ fn next_ids(
                 .add(items::Column::LeaseExpiresAt.is_null())
                 .add(items::Column::LeaseExpiresAt.lt(now)),
         )
+        .order_by(items::Column::RankEpoch, Order::Desc)
         .order_by(items::Column::Score, Order::Desc)
         .order_by(items::Column::Id, Order::Asc)
         .limit(n);
@@ -363,7 +391,11 @@ pub async fn lease_next(
                 .await?
         }
     };
-    rows.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    rows.sort_by(|a, b| {
+        (b.rank_epoch.cmp(&a.rank_epoch))
+            .then(b.score.total_cmp(&a.score))
+            .then(a.id.cmp(&b.id))
+    });
     Ok(rows)
 }
 
@@ -421,8 +453,8 @@ pub async fn unlabeled_sample(
         .await
 }
 
-/// Moves an earlier cold-start head (scores ≥ 1) back among the rest, so a
-/// new head leads the queue alone.
+/// Moves an earlier cold-start head (scores ≥ 1) back among the rest (and
+/// their epoch), so a new head leads the queue alone.
 pub async fn demote_cold_start_head(
     db: &impl ConnectionTrait,
     project_id: i64,
@@ -432,6 +464,7 @@ pub async fn demote_cold_start_head(
             items::Column::Score,
             sea_orm::sea_query::ExprTrait::sub(Expr::col(items::Column::Score), 1.0),
         )
+        .col_expr(items::Column::RankEpoch, Expr::value(0i64))
         .filter(items::Column::ProjectId.eq(project_id))
         .filter(items::Column::Status.eq("unlabeled"))
         .filter(items::Column::Score.gte(1.0))
@@ -465,6 +498,47 @@ pub async fn unlabeled_page(
         .await
 }
 
+/// The epoch for a new ranking of a project's pool: one past the newest
+/// epoch among its unlabelled items (an index seek).
+pub async fn next_rank_epoch(db: &impl ConnectionTrait, project_id: i64) -> Result<i64, DbErr> {
+    let newest: Option<i64> = Items::find()
+        .select_only()
+        .column(items::Column::RankEpoch)
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        .order_by_desc(items::Column::RankEpoch)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.unwrap_or(0) + 1)
+}
+
+/// What training needs of the given items, in no particular order.
+pub async fn rows_by_ids(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+) -> Result<Vec<TrainingRow>, DbErr> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        out.extend(
+            Items::find()
+                .select_only()
+                .columns([
+                    items::Column::Id,
+                    items::Column::Text,
+                    items::Column::Features,
+                    items::Column::FinalLabel,
+                ])
+                .filter(items::Column::Id.is_in(chunk.iter().copied()))
+                .into_model::<TrainingRow>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
 /// A model's view of one pool item, written back after scoring.
 #[derive(Debug, Clone)]
 pub struct Scored {
@@ -484,18 +558,26 @@ const SCORE_STATEMENTS_PER_TXN: usize = 5;
 /// Writes scores (and predictions) in batched statements:
 /// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
 /// which both SQLite (≥ 3.33) and PostgreSQL run, a few per transaction.
-pub async fn write_scores(db: &sea_orm::DatabaseConnection, rows: &[Scored]) -> Result<(), DbErr> {
+pub async fn write_scores(
+    db: &sea_orm::DatabaseConnection,
+    rows: &[Scored],
+    epoch: i64,
+) -> Result<(), DbErr> {
     for group in rows.chunks(SCORE_ROWS_PER_STATEMENT * SCORE_STATEMENTS_PER_TXN) {
         let txn = db.begin().await?;
         for chunk in group.chunks(SCORE_ROWS_PER_STATEMENT) {
-            write_score_chunk(&txn, chunk).await?;
+            write_score_chunk(&txn, chunk, epoch).await?;
         }
         txn.commit().await?;
     }
     Ok(())
 }
 
-async fn write_score_chunk(db: &impl ConnectionTrait, chunk: &[Scored]) -> Result<(), DbErr> {
+async fn write_score_chunk(
+    db: &impl ConnectionTrait,
+    chunk: &[Scored],
+    epoch: i64,
+) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
     let mut tuples = Vec::with_capacity(chunk.len());
@@ -529,7 +611,7 @@ async fn write_score_chunk(db: &impl ConnectionTrait, chunk: &[Scored]) -> Resul
     let sql = format!(
         "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
          UPDATE items SET score = v.score, pred_label = v.pl, \
-         pred_confidence = v.pc, pred_version = v.pv \
+         pred_confidence = v.pc, pred_version = v.pv, rank_epoch = {epoch} \
          FROM v WHERE items.id = v.id",
         tuples.join(", ")
     );
@@ -609,6 +691,7 @@ pub async fn store_predictions(
                 blind: Set(r.blind),
                 audit: Set(r.audit),
                 gold_label: Set(None),
+                rank_epoch: Set(0),
             }
         });
         Items::insert_many(models)

@@ -167,7 +167,8 @@ pub struct ItemRules<'a> {
 }
 
 /// Checks every row; the first bad one rejects the batch. Returns the rows
-/// and the feature length they share (if they have features).
+/// and the feature length they share (0: they have no features; stored with
+/// the project, so later requests need not count its items to know).
 pub fn check_rows(
     rows: Vec<ItemInput>,
     rules: &ItemRules<'_>,
@@ -178,7 +179,7 @@ pub fn check_rows(
         let row = i + 1;
         out.push(check_row(r, rules, &mut len).map_err(|e| row_err(row, e))?);
     }
-    Ok((out, len.filter(|&n| n > 0)))
+    Ok((out, len))
 }
 
 pub fn check_row(
@@ -301,7 +302,11 @@ mod tests {
         };
         let (rows, len) = check_rows(vec![ok.clone()], &rules).unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(len, None);
+        assert_eq!(
+            len,
+            Some(0),
+            "text-only items: the project stores 0 features"
+        );
         let empty = ItemInput::default();
         assert!(check_rows(vec![ok.clone(), empty], &rules)
             .unwrap_err()
@@ -342,7 +347,7 @@ mod tests {
             ..with_features
         };
         assert!(check_rows(vec![f1.clone()], &text_only).is_err());
-        assert_eq!(check_rows(vec![ok], &text_only).unwrap().1, None);
+        assert_eq!(check_rows(vec![ok], &text_only).unwrap().1, Some(0));
         assert_eq!(check_rows(vec![f1], &rules).unwrap().1, Some(2));
     }
 }

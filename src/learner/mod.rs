@@ -18,7 +18,7 @@ pub use coldstart::cold_start_scores;
 pub use metrics::{agreement, Metrics};
 pub use model::FittedModel;
 pub use sim::{simulate, simulate_run, CurvePoint, InitOrder, SimOptions};
-pub use strategy::{score, Strategy, DEFAULT_BATCH, EXPLORE_SHARE};
+pub use strategy::{score, AutoPlan, Strategy, DEFAULT_BATCH, EXPLORE_SHARE};
 
 use features::Featurizer;
 use model::Design;
@@ -322,9 +322,67 @@ pub(crate) fn rank_rows(
     seed: u64,
 ) -> Vec<f64> {
     match strategy {
-        Strategy::Auto => strategy::rank_auto(x, proba, RANK_HEAD_BATCHES * batch.max(1), seed),
+        Strategy::Auto => strategy::rank_auto(x, proba, auto_head_len(batch), seed),
         s => score(s, proba, seed),
     }
+}
+
+/// How many rows the auto strategy orders ahead for batches of `batch`.
+pub fn auto_head_len(batch: usize) -> usize {
+    RANK_HEAD_BATCHES * batch.max(1)
+}
+
+/// One page of a pool scored on its own: what ranking a pool of any size
+/// keeps of each row. [`rank_pool`] in pieces — score every page, then for
+/// `Auto` build an [`AutoPlan`] from all `gg`, read back only its rows and
+/// call [`auto_head`] — gives the same ranking without holding the pool.
+pub struct PageScores {
+    /// Calibrated probabilities (rows × classes).
+    pub proba: ndarray::Array2<f64>,
+    /// The strategy's score of each row; for `Auto`, margin (the order past
+    /// its head).
+    pub scores: Vec<f64>,
+    /// `Auto` only: squared gradient-embedding lengths (what picks its
+    /// candidates); empty otherwise.
+    pub gg: Vec<f64>,
+}
+
+pub fn score_page(
+    model: &FittedModel,
+    page: &[Input],
+    strategy: Strategy,
+    seed: u64,
+) -> Result<PageScores, LearnerError> {
+    let x = model.featurize(page)?;
+    let proba = model.proba_csr(&x);
+    let (scores, gg) = match strategy {
+        Strategy::Auto => (
+            score(Strategy::Margin, &proba, seed),
+            strategy::embedding_lengths(&x, &proba),
+        ),
+        s => (score(s, &proba, seed), Vec::new()),
+    };
+    Ok(PageScores { proba, scores, gg })
+}
+
+/// The auto strategy's head (pool positions, in order) from the rows of
+/// `plan` (`subset[i]` is pool row `plan.rows[i]`).
+pub fn auto_head(
+    model: &FittedModel,
+    subset: &[Input],
+    plan: &AutoPlan,
+    head_len: usize,
+    seed: u64,
+) -> Result<Vec<usize>, LearnerError> {
+    let x = model.featurize(subset)?;
+    let proba = model.proba_csr(&x);
+    Ok(plan.head(&x, &proba, head_len, seed))
+}
+
+/// Final scores of a pool ranked by `auto`: the head in (2, 3], in order,
+/// then every other row by its margin `scores`.
+pub fn with_head(head: &[usize], scores: Vec<f64>) -> Vec<f64> {
+    strategy::head_scores(head, scores)
 }
 
 /// Stratified folds: each class's items shuffled, then dealt round-robin.

@@ -148,7 +148,7 @@ fn random_untaken(taken: &[bool], rng: &mut Xoshiro256PlusPlus) -> Option<usize>
 
 /// Scores putting `head` first, in order, in (2, 3]; every other row keeps
 /// its `rest` score (expected in [0, 1]).
-fn head_scores(head: &[usize], mut rest: Vec<f64>) -> Vec<f64> {
+pub(crate) fn head_scores(head: &[usize], mut rest: Vec<f64>) -> Vec<f64> {
     let h = head.len() as f64;
     for (r, &i) in head.iter().enumerate() {
         rest[i] = 3.0 - r as f64 / h;
@@ -166,113 +166,210 @@ fn head_scores(head: &[usize], mut rest: Vec<f64>) -> Vec<f64> {
 /// so each next pick is uncertain *and* unlike the picks before it. Rows past
 /// the head follow by margin.
 pub(crate) fn rank_auto(x: &Csr, proba: &Array2<f64>, head_len: usize, seed: u64) -> Vec<f64> {
-    let n = proba.nrows();
     let margin = score(Strategy::Margin, proba, seed);
-    if n == 0 {
+    if proba.nrows() == 0 {
         return margin;
     }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    // a_i = p_i − e_ŷ, and ‖a_i‖²·(‖x_i‖² + 1), the squared embedding length.
-    let mut a = proba.clone();
-    for mut r in a.rows_mut() {
-        let best = super::metrics::argmax(r.view());
-        r[best] -= 1.0;
-    }
-    let aa: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
-    // Rows scaled to unit length (text rows already are): with standardized
-    // numbers a few extreme values would otherwise make outliers look like
-    // the most informative rows. Then ‖[x̂, 1]‖² = 2 (1 for an empty row).
-    let inv_norm: Vec<f64> = (0..n)
-        .map(|i| {
-            let nn = x.row(i).1.iter().map(|v| v * v).sum::<f64>().sqrt();
-            if nn > 0.0 {
-                1.0 / nn
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let gg: Vec<f64> = (0..n)
-        .map(|i| aa[i] * if inv_norm[i] > 0.0 { 2.0 } else { 1.0 })
-        .collect();
-    let mut is_cand = vec![true; n];
-    if n > MAX_CANDIDATES {
-        let pos: Vec<usize> = (0..n).collect();
-        is_cand = vec![false; n];
-        for i in top_n(&gg, &pos, MAX_CANDIDATES) {
-            is_cand[i] = true;
-        }
-    }
-    let dim = x.indices.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
-    let mut buf = vec![0.0; dim];
-    let mut dmin = vec![f64::INFINITY; n];
-    let mut taken = vec![false; n];
-    let mut head = Vec::with_capacity(head_len);
-    let mut no_centre_yet = true;
-    while head.len() < head_len.min(n) {
-        let pick = if is_explore_slot(head.len()) {
-            random_untaken(&taken, &mut rng)
-        } else if no_centre_yet {
-            (0..n)
-                .filter(|&i| is_cand[i] && !taken[i])
-                .max_by(|&i, &j| gg[i].total_cmp(&gg[j]).then(j.cmp(&i)))
-        } else {
-            let total: f64 = (0..n)
-                .filter(|&i| is_cand[i] && !taken[i])
-                .map(|i| dmin[i])
-                .sum();
-            if total > 0.0 {
-                let mut t = rng.gen::<f64>() * total;
-                let mut chosen = None;
-                for i in 0..n {
-                    if !is_cand[i] || taken[i] || dmin[i] <= 0.0 {
-                        continue;
-                    }
-                    chosen = Some(i);
-                    t -= dmin[i];
-                    if t <= 0.0 {
-                        break;
-                    }
-                }
-                chosen
-            } else {
-                None
-            }
-        };
-        let Some(c) = pick.or_else(|| random_untaken(&taken, &mut rng)) else {
-            break;
-        };
-        taken[c] = true;
-        head.push(c);
-        no_centre_yet = false;
-        // Distances of every candidate to the new centre c.
-        let (ci, cv) = x.row(c);
-        for (&j, &v) in ci.iter().zip(cv) {
-            buf[j as usize] = v * inv_norm[c];
-        }
-        let ac = a.row(c);
-        for i in 0..n {
-            if !is_cand[i] || taken[i] {
-                continue;
-            }
-            let (ii, iv) = x.row(i);
-            let xdot: f64 = ii
-                .iter()
-                .zip(iv)
-                .map(|(&j, &v)| v * buf[j as usize])
-                .sum::<f64>()
-                * inv_norm[i]
-                + 1.0;
-            let d = (gg[i] + gg[c] - 2.0 * a.row(i).dot(&ac) * xdot).max(0.0);
-            if d < dmin[i] {
-                dmin[i] = d;
-            }
-        }
-        for &j in ci {
-            buf[j as usize] = 0.0;
-        }
-    }
+    let gg = embedding_lengths(x, proba);
+    let plan = AutoPlan::new(&gg, head_len, seed);
+    let head = if plan.rows.len() == proba.nrows() {
+        plan.head(x, proba, head_len, seed)
+    } else {
+        let sub_x = x.select_rows(&plan.rows);
+        let sub_p = proba.select(ndarray::Axis(0), &plan.rows);
+        plan.head(&sub_x, &sub_p, head_len, seed)
+    };
     head_scores(&head, margin)
+}
+
+/// Squared lengths of the rows' gradient embeddings, ‖p − e_ŷ‖²·‖[x̂, 1]‖²:
+/// what picks the auto strategy's candidates. Rows are scaled to unit length
+/// (text rows already are): with standardized numbers a few extreme values
+/// would otherwise make outliers look like the most informative rows. Then
+/// ‖[x̂, 1]‖² = 2 (1 for an empty row).
+pub(crate) fn embedding_lengths(x: &Csr, proba: &Array2<f64>) -> Vec<f64> {
+    (0..proba.nrows())
+        .map(|i| {
+            let r = proba.row(i);
+            let best = super::metrics::argmax(r);
+            let aa: f64 = r
+                .iter()
+                .enumerate()
+                .map(|(k, &p)| {
+                    if k == best {
+                        (p - 1.0) * (p - 1.0)
+                    } else {
+                        p * p
+                    }
+                })
+                .sum();
+            let empty = x.row(i).1.iter().all(|v| *v == 0.0);
+            aa * if empty { 1.0 } else { 2.0 }
+        })
+        .collect()
+}
+
+/// Which rows of a pool the auto strategy's head can come from: the
+/// [`MAX_CANDIDATES`] rows with the longest gradient embeddings (the
+/// diversity search looks at these) and, for the random fifth of the head,
+/// a uniform sample of the whole pool drawn up front. Only these rows'
+/// features are needed, so a pool of any size can be scored page by page and
+/// only this subset read again (see `training::rescore_with_model`).
+#[derive(Debug, Clone)]
+pub struct AutoPlan {
+    /// Pool positions of the subset, ascending.
+    pub rows: Vec<usize>,
+    /// Per subset row: a candidate of the diversity search.
+    is_cand: Vec<bool>,
+    /// Subset positions of the random picks, in draw order; `None` when the
+    /// subset is the whole pool (random picks are then drawn as they come).
+    explore: Option<Vec<usize>>,
+}
+
+impl AutoPlan {
+    pub fn new(gg: &[f64], head_len: usize, seed: u64) -> AutoPlan {
+        let n = gg.len();
+        if n <= MAX_CANDIDATES {
+            return AutoPlan {
+                rows: (0..n).collect(),
+                is_cand: vec![true; n],
+                explore: None,
+            };
+        }
+        let pos: Vec<usize> = (0..n).collect();
+        let cands = top_n(gg, &pos, MAX_CANDIDATES);
+        // Every head place could be a random one after the candidates run out.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed_e0e0_1a2b_3c4d);
+        let draws = rand::seq::index::sample(&mut rng, n, head_len.min(n)).into_vec();
+        let mut rows: Vec<usize> = cands.iter().chain(&draws).copied().collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let mut is_cand = vec![false; rows.len()];
+        for c in &cands {
+            is_cand[rows.binary_search(c).expect("candidate in subset")] = true;
+        }
+        let explore = draws
+            .iter()
+            .map(|d| rows.binary_search(d).expect("draw in subset"))
+            .collect();
+        AutoPlan {
+            rows,
+            is_cand,
+            explore: Some(explore),
+        }
+    }
+
+    /// The head (pool positions, in order) from the subset's featurized rows
+    /// `x` and probabilities `proba` (one row per entry of `rows`): one place
+    /// in five a random row, the others k-means++ seeding over the
+    /// candidates' gradient embeddings.
+    pub(crate) fn head(
+        &self,
+        x: &Csr,
+        proba: &Array2<f64>,
+        head_len: usize,
+        seed: u64,
+    ) -> Vec<usize> {
+        let n = proba.nrows();
+        assert_eq!(n, self.rows.len(), "one subset row per planned row");
+        let is_cand = &self.is_cand;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        // a_i = p_i − e_ŷ, and ‖a_i‖²·(‖x_i‖² + 1), the squared embedding length.
+        let mut a = proba.clone();
+        for mut r in a.rows_mut() {
+            let best = super::metrics::argmax(r.view());
+            r[best] -= 1.0;
+        }
+        let aa: Array1<f64> = a.rows().into_iter().map(|r| r.dot(&r)).collect();
+        let inv_norm: Vec<f64> = (0..n)
+            .map(|i| {
+                let nn = x.row(i).1.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if nn > 0.0 {
+                    1.0 / nn
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let gg: Vec<f64> = (0..n)
+            .map(|i| aa[i] * if inv_norm[i] > 0.0 { 2.0 } else { 1.0 })
+            .collect();
+        let mut explore = self.explore.as_ref().map(|e| e.iter());
+        let dim = x.indices.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+        let mut buf = vec![0.0; dim];
+        let mut dmin = vec![f64::INFINITY; n];
+        let mut taken = vec![false; n];
+        let mut head = Vec::with_capacity(head_len);
+        let mut no_centre_yet = true;
+        let mut random_pick = |taken: &[bool], rng: &mut Xoshiro256PlusPlus| match &mut explore {
+            Some(list) => list.find(|&&i| !taken[i]).copied(),
+            None => random_untaken(taken, rng),
+        };
+        while head.len() < head_len.min(n) {
+            let pick = if is_explore_slot(head.len()) {
+                random_pick(&taken, &mut rng)
+            } else if no_centre_yet {
+                (0..n)
+                    .filter(|&i| is_cand[i] && !taken[i])
+                    .max_by(|&i, &j| gg[i].total_cmp(&gg[j]).then(j.cmp(&i)))
+            } else {
+                let total: f64 = (0..n)
+                    .filter(|&i| is_cand[i] && !taken[i])
+                    .map(|i| dmin[i])
+                    .sum();
+                if total > 0.0 {
+                    let mut t = rng.gen::<f64>() * total;
+                    let mut chosen = None;
+                    for i in 0..n {
+                        if !is_cand[i] || taken[i] || dmin[i] <= 0.0 {
+                            continue;
+                        }
+                        chosen = Some(i);
+                        t -= dmin[i];
+                        if t <= 0.0 {
+                            break;
+                        }
+                    }
+                    chosen
+                } else {
+                    None
+                }
+            };
+            let Some(c) = pick.or_else(|| random_untaken(&taken, &mut rng)) else {
+                break;
+            };
+            taken[c] = true;
+            head.push(c);
+            no_centre_yet = false;
+            // Distances of every candidate to the new centre c.
+            let (ci, cv) = x.row(c);
+            for (&j, &v) in ci.iter().zip(cv) {
+                buf[j as usize] = v * inv_norm[c];
+            }
+            let ac = a.row(c);
+            for i in 0..n {
+                if !is_cand[i] || taken[i] {
+                    continue;
+                }
+                let (ii, iv) = x.row(i);
+                let xdot: f64 = ii
+                    .iter()
+                    .zip(iv)
+                    .map(|(&j, &v)| v * buf[j as usize])
+                    .sum::<f64>()
+                    * inv_norm[i]
+                    + 1.0;
+                let d = (gg[i] + gg[c] - 2.0 * a.row(i).dot(&ac) * xdot).max(0.0);
+                if d < dmin[i] {
+                    dmin[i] = d;
+                }
+            }
+            for &j in ci {
+                buf[j as usize] = 0.0;
+            }
+        }
+        head.into_iter().map(|i| self.rows[i]).collect()
+    }
 }
 
 /// Indices of the `n` highest scores among `candidates` (ties: earlier first).

@@ -101,7 +101,11 @@ async fn import(
         (caller.token_id, &caller.name),
         move |i| pseudo_random(seed, i as u64),
     )
-    .await?;
+    .await;
+    if new_len.is_some() {
+        state.projects.invalidate(p.id);
+    }
+    let out = out?;
     if out.inserted > 0 {
         spawn_rescore(&state, p.id);
     }
@@ -145,7 +149,7 @@ async fn list(
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
     let rows = db::items::list(
-        &state.db,
+        &state.read,
         p.id,
         status.map(ItemStatus::as_str),
         q.after,
@@ -155,7 +159,7 @@ async fn list(
     let has_more = rows.len() as u64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<i64> = rows.iter().map(|i| i.id).collect();
-    let labels = db::labels::for_items(&state.db, &ids).await?;
+    let labels = db::labels::for_items(&state.read, &ids).await?;
     Ok(HttpResponse::Ok().json(json!({
         "items": rows.iter().map(|i| views::item(i, &labels)).collect::<Vec<_>>(),
         "next": if has_more { rows.last().map(|i| i.id) } else { None },

@@ -87,7 +87,7 @@ async fn lease(
         .filter(|i| i.status != "gold")
         .map(|i| i.id)
         .collect();
-    let labels = db::labels::for_items(&state.db, &ids).await?;
+    let labels = db::labels::for_items(&state.read, &ids).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|i| {

@@ -31,7 +31,7 @@ pub fn project(p: &Project, counts: db::projects::Counts) -> Value {
         },
         "lease_seconds": p.lease_seconds,
         "labels_per_item": p.labels_per_item,
-        "feature_len": p.feature_len,
+        "feature_len": p.feature_len.filter(|n| *n > 0),
         "created_at": rfc3339(p.created_at),
         "counts": counts,
     })

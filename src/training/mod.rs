@@ -46,9 +46,20 @@ pub struct TrainingGuards {
     /// it instead of queueing another whole-pool pass (an import of 1M rows in
     /// 100 batches would otherwise queue 100 of them).
     rescore_waiting: Mutex<std::collections::HashSet<i64>>,
+    /// The newest rank epoch each project's ranking was started under here:
+    /// a ranking still being written in the background stops once it is
+    /// no longer the newest.
+    epochs: Arc<Mutex<HashMap<i64, i64>>>,
 }
 
 impl TrainingGuards {
+    fn set_epoch(&self, project_id: i64, epoch: i64) {
+        self.epochs
+            .lock()
+            .expect("epochs lock")
+            .insert(project_id, epoch);
+    }
+
     pub fn for_project(&self, project_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         self.map
             .lock()
@@ -176,9 +187,9 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
         .ok_or(TrainError::ProjectNotFound)?;
     let labels = project_labels(&project)?;
     let watermark = db::labels::max_id(&state.db, project_id).await?;
-    let labeled = decode_rows(db::items::labeled_rows(&state.db, project_id).await?);
+    let labeled = decode_rows(db::items::labeled_rows(&state.read, project_id).await?);
     let pool = decode_rows(
-        db::items::unlabeled_page(&state.db, project_id, 0, UNSUPERVISED_SAMPLE).await?,
+        db::items::unlabeled_page(&state.read, project_id, 0, UNSUPERVISED_SAMPLE).await?,
     );
     let mut y = Vec::with_capacity(labeled.len());
     let mut x_rows = Vec::with_capacity(labeled.len());
@@ -220,7 +231,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
 
     // The stopping signal: how much the new model's answers differ from the
     // previous one's on a fixed sample of the project (its first items).
-    let stability = match state.models.current(&state.db, project_id).await? {
+    let stability = match state.models.current(&state.read, project_id).await? {
         Some(prev) => {
             let sample =
                 db::items::list(&state.db, project_id, None, None, STABILITY_SAMPLE).await?;
@@ -387,106 +398,160 @@ async fn rescore_in_turn(state: &AppState, project_id: i64) -> Result<(), TrainE
         return Ok(());
     };
     let strategy = Strategy::parse(&project.strategy).map_err(|e| anyhow::anyhow!(e))?;
-    match state.models.current(&state.db, project_id).await? {
+    match state.models.current(&state.read, project_id).await? {
         Some(m) => rescore_with_model(state, project_id, &m, strategy).await,
         None => cold_start(state, project_id).await,
     }
 }
 
+/// Ranks the unlabeled pool with `model` and writes the ranking, best
+/// first, under a new rank epoch (see `db::items::next_rank_epoch`).
+///
+/// The pool is read page by page from the reader connections and each page
+/// is scored on the blocking pool, keeping only an id, a score and a
+/// prediction per row; `auto` then reads back just the rows its head can
+/// come from (see [`learner::AutoPlan`]). The rows are written in ranking
+/// order, so the head leads the queue as soon as its first batch commits,
+/// while the rest of a large pool is still being written.
 async fn rescore_with_model(
     state: &AppState,
     project_id: i64,
     model: &Arc<LoadedModel>,
     strategy: Strategy,
 ) -> Result<(), TrainError> {
-    if strategy == Strategy::Auto {
-        return rank_whole_pool(state, project_id, model).await;
-    }
+    let mut ids: Vec<i64> = Vec::new();
+    let mut scores: Vec<f64> = Vec::new();
+    let mut gg: Vec<f64> = Vec::new();
+    let mut preds: Vec<(u32, f64)> = Vec::new();
     let mut after = 0;
     loop {
-        let page =
-            decode_rows(db::items::unlabeled_page(&state.db, project_id, after, SCORE_PAGE).await?);
+        let page = db::items::unlabeled_page(&state.read, project_id, after, SCORE_PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.0;
+        after = last.id;
         let m = model.clone();
-        let scored = tokio::task::spawn_blocking(move || -> Result<Vec<Scored>, LearnerError> {
-            let rows: Vec<(Option<String>, Option<Vec<f64>>)> = page
+        let page_scores = tokio::task::spawn_blocking(move || {
+            let seed = (m.meta.version as u64) << 32 ^ page[0].id as u64;
+            let rows = decode_rows(page);
+            let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
                 .iter()
                 .map(|(_, t, f, _)| (t.clone(), f.clone()))
                 .collect();
-            let proba = m.model.predict_proba(&inputs(&rows))?;
-            let seed = (m.meta.version as u64) << 32 ^ page[0].0 as u64;
-            let scores = learner::score(strategy.to_learner(), &proba, seed);
-            Ok(page
-                .iter()
-                .zip(proba.rows())
-                .zip(scores)
-                .map(|(((id, ..), p), s)| {
-                    let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
-                    Scored {
-                        id: *id,
-                        score: s,
-                        prediction: Some((m.labels[best].clone(), conf, m.meta.version)),
-                    }
-                })
-                .collect())
+            let ps = learner::score_page(&m.model, &inputs(&xs), strategy.to_learner(), seed)?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            Ok::<_, LearnerError>((ids, ps))
         })
         .await
         .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
-        db::items::write_scores(&state.db, &scored).await?;
+        let (page_ids, ps) = page_scores;
+        ids.extend(page_ids);
+        scores.extend(ps.scores);
+        gg.extend(ps.gg);
+        preds.extend(ps.proba.rows().into_iter().map(|p| {
+            let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
+            (best as u32, conf)
+        }));
     }
-    Ok(())
-}
-
-/// `auto` judges a batch's diversity against the rest of the pool, so it
-/// ranks the whole pool at once (probabilities and scores in one pass).
-async fn rank_whole_pool(
-    state: &AppState,
-    project_id: i64,
-    model: &Arc<LoadedModel>,
-) -> Result<(), TrainError> {
-    let mut rows = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db::items::unlabeled_page(&state.db, project_id, after, SCORE_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        rows.extend(decode_rows(page));
-    }
-    if rows.is_empty() {
+    if ids.is_empty() {
         return Ok(());
     }
-    let m = model.clone();
-    let scored = tokio::task::spawn_blocking(move || -> Result<Vec<Scored>, LearnerError> {
-        let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
+    if strategy == Strategy::Auto {
+        let seed = (model.meta.version as u64) << 32 ^ project_id as u64;
+        let head_len = learner::auto_head_len(learner::DEFAULT_BATCH);
+        let plan = learner::AutoPlan::new(&gg, head_len, seed);
+        let wanted: Vec<i64> = plan.rows.iter().map(|&i| ids[i]).collect();
+        let mut by_id: HashMap<i64, Row> =
+            decode_rows(db::items::rows_by_ids(&state.read, &wanted).await?)
+                .into_iter()
+                .map(|r| (r.0, r))
+                .collect();
+        let subset: Vec<(Option<String>, Option<Vec<f64>>)> = wanted
             .iter()
-            .map(|(_, t, f, _)| (t.clone(), f.clone()))
-            .collect();
-        let seed = (m.meta.version as u64) << 32 ^ project_id as u64;
-        let (proba, scores) = learner::rank_pool(
-            &m.model,
-            &inputs(&xs),
-            learner::Strategy::Auto,
-            learner::DEFAULT_BATCH,
-            seed,
-        )?;
-        Ok(rows
-            .iter()
-            .zip(proba.rows())
-            .zip(scores)
-            .map(|(((id, ..), p), s)| {
-                let (best, conf) = argmax(&p.to_vec());
-                Scored {
-                    id: *id,
-                    score: s,
-                    prediction: Some((m.labels[best].clone(), conf, m.meta.version)),
-                }
+            .map(|id| {
+                by_id
+                    .remove(id)
+                    .map(|(_, t, f, _)| (t, f))
+                    .ok_or_else(|| anyhow::anyhow!("pool item {id} vanished while ranking"))
             })
-            .collect())
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("ranking task: {e}"))??;
-    db::items::write_scores(&state.db, &scored).await?;
+            .collect::<Result<_, _>>()?;
+        let m = model.clone();
+        scores = tokio::task::spawn_blocking(move || -> Result<Vec<f64>, LearnerError> {
+            let head = learner::auto_head(&m.model, &inputs(&subset), &plan, head_len, seed)?;
+            Ok(learner::with_head(&head, scores))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("ranking task: {e}"))??;
+    }
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(ids[a].cmp(&ids[b])));
+    let scored: Vec<Scored> = order
+        .into_iter()
+        .map(|i| Scored {
+            id: ids[i],
+            score: scores[i],
+            prediction: Some((
+                model.labels[preds[i].0 as usize].clone(),
+                preds[i].1,
+                model.meta.version,
+            )),
+        })
+        .collect();
+    let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
+    state.training.set_epoch(project_id, epoch);
+    write_ranking(state, project_id, scored, epoch).await
+}
+
+/// Rows of a new ranking written before a rescore returns: the queue's head
+/// for the next several thousand labels, and every row of a pool this size.
+const RANK_SYNC_ROWS: usize = 20_000;
+/// Rows per transaction while the rest is written in the background: short
+/// enough that a label or a lease waits at most a few milliseconds for the
+/// (single, on SQLite) writer.
+const RANK_TAIL_ROWS_PER_TXN: usize = 500;
+
+/// Writes a ranking best first: the first [`RANK_SYNC_ROWS`] now, the rest
+/// in the background in small transactions, given up as soon as a newer
+/// ranking of the project starts (its rows outrank these anyway). Until the
+/// rest is written, the queue serves the previous ranking after the new
+/// head, and those items keep their previous model's prediction (with its
+/// version).
+async fn write_ranking(
+    state: &AppState,
+    project_id: i64,
+    mut scored: Vec<Scored>,
+    epoch: i64,
+) -> Result<(), TrainError> {
+    let tail = scored.split_off(scored.len().min(RANK_SYNC_ROWS));
+    db::items::write_scores(&state.db, &scored, epoch).await?;
+    if tail.is_empty() {
+        return Ok(());
+    }
+    let db = state.db.clone();
+    let epochs = state.training.epochs.clone();
+    let seconds = state.metrics.training_seconds.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        for chunk in tail.chunks(RANK_TAIL_ROWS_PER_TXN) {
+            if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
+                tracing::debug!(project_id, epoch, "ranking superseded");
+                return;
+            }
+            if let Err(e) = db::items::write_scores(&db, chunk, epoch).await {
+                tracing::warn!(project_id, epoch, error = %e, "writing the ranking's tail");
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        seconds
+            .with_label_values(&["rank_tail"])
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            project_id,
+            epoch,
+            rows = tail.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "ranking tail written"
+        );
+    });
     Ok(())
 }
 
@@ -495,7 +560,7 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     // sample is read and only its head written (the rest keep the seeded
     // random order an import gives them), so an import into a large pool
     // costs a sample, not a pass over every item.
-    let sample = db::items::unlabeled_sample(&state.db, project_id, COLD_START_SAMPLE).await?;
+    let sample = db::items::unlabeled_sample(&state.read, project_id, COLD_START_SAMPLE).await?;
     let rows = decode_rows(sample);
     if rows.is_empty() {
         return Ok(());
@@ -520,8 +585,10 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     .map_err(|e| anyhow::anyhow!("cold start task: {e}"))??;
     // The head scores in (1, 2]; the rest of the sample stays as it was.
     let head: Vec<Scored> = scored.into_iter().filter(|s| s.score >= 1.0).collect();
+    let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
+    state.training.set_epoch(project_id, epoch);
     db::items::demote_cold_start_head(&state.db, project_id).await?;
-    db::items::write_scores(&state.db, &head).await?;
+    db::items::write_scores(&state.db, &head, epoch).await?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Leases: nobody gets an item somebody else holds, also under concurrency.
 use crate::both_backends;
-use crate::common::{dataset, TestApp};
+use crate::common::{dataset, TestApp, ADMIN};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -155,3 +155,93 @@ async fn cold_start(app: TestApp) {
 }
 
 both_backends!(cold_start_order, super::cold_start);
+
+/// A pool larger than what a rescore writes before it returns: the new
+/// ranking's head leads the queue at once (newest epoch first, whatever the
+/// previous scores were), and the rest is written in the background until
+/// every unlabelled item carries the new model's prediction.
+async fn large_pool(app: TestApp) {
+    let pid = app
+        .project(
+            json!({"name": "big", "labels": ["neg", "pos"], "retrain_cron": null,
+                        "strategy": "margin"}),
+        )
+        .await;
+    // Two features; the class is the sign of the first (noisy near 0).
+    const N: usize = 24_000;
+    let rows: Vec<Value> = (0..N)
+        .map(|i| {
+            let x = (i as f64 * 0.618_033_988_7).fract() * 2.0 - 1.0;
+            let y = ((i * 7919) % 1000) as f64 / 1000.0;
+            let mut r = json!({"external_id": format!("r{i}"), "features": [x, y]});
+            if i < 60 {
+                r["label"] = json!(if x > 0.0 { "pos" } else { "neg" });
+            }
+            r
+        })
+        .collect();
+    for chunk in rows.chunks(8_000) {
+        app.import_json(pid, chunk).await;
+    }
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/train?wait=true"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let version = v["version"].as_i64().unwrap();
+    let ann = app.token("ann", "annotator").await;
+    let (_, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/queue/next"),
+            &ann,
+            json!({"n": 50}),
+        )
+        .await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 50);
+    for it in items {
+        assert_eq!(
+            it["item"]["prediction"]["model_version"].as_i64(),
+            Some(version),
+            "the head is the new model's: {it}"
+        );
+        let x = it["item"]["features"][0].as_f64().unwrap();
+        assert!(x.abs() < 0.2, "margin puts the boundary first, got x = {x}");
+    }
+    // The rest of the ranking is written in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (mut stale, mut seen, mut after) = (0, 0, None::<i64>);
+        loop {
+            let mut url = format!("/api/v1/projects/{pid}/items?status=unlabeled&limit=1000");
+            if let Some(a) = after {
+                url.push_str(&format!("&after={a}"));
+            }
+            let (_, page) = app.get(&url, &ann).await;
+            for it in page["items"].as_array().unwrap() {
+                seen += 1;
+                if it["prediction"]["model_version"].as_i64() != Some(version) {
+                    stale += 1;
+                }
+            }
+            match page["next"].as_i64() {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert!(seen > N - 200, "{seen} unlabelled items listed");
+        if stale == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{stale} of {seen} items still lack version {version}'s prediction"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+both_backends!(large_pool_ranking, super::large_pool);

@@ -12,8 +12,11 @@ pub struct Model {
     pub features: Option<Vec<u8>>,
     pub meta: Option<Json>,
     pub status: String,
-    /// Queue order: higher is handed out first.
+    /// Queue order: higher is handed out first, within the newest epoch.
     pub score: f64,
+    /// The rescore that wrote `score` (0: an import's placeholder order);
+    /// the queue serves newer epochs first.
+    pub rank_epoch: i64,
     pub lease_owner: Option<i64>,
     /// Unix milliseconds; a lease is live while this is in the future.
     pub lease_expires_at: Option<i64>,
