@@ -3,6 +3,10 @@
 //! leads the queue as soon as it is written, while the rest of a large pool
 //! is still being rewritten, and no stale score from the previous model can
 //! slip in between.
+//!
+//! Also an index for reading a project's pool page by page in id order
+//! (what a rescore does): without it SQLite walks the queue index and sorts
+//! every unlabelled item for each page.
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -20,6 +24,7 @@ enum Items {
 
 const OLD_QUEUE_INDEX: &str = "ix_items_queue";
 const QUEUE_INDEX: &str = "ix_items_queue_epoch";
+const PAGES_INDEX: &str = "ix_items_pages";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -52,10 +57,29 @@ impl MigrationTrait for Migration {
                     .col(Items::Id)
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name(PAGES_INDEX)
+                    .table(Items::Table)
+                    .col(Items::ProjectId)
+                    .col(Items::Status)
+                    .col(Items::Id)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name(PAGES_INDEX)
+                    .table(Items::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()

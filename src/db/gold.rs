@@ -3,10 +3,9 @@
 //! are deliberately wrong, which is how rubber-stamping shows.
 use super::entities::items::{self, Entity as Items};
 use super::entities::labels;
-use super::entities::projects;
 use super::items::{encode_features, Item, NewItem};
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Query;
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -84,12 +83,7 @@ pub async fn insert(
         }
     }
     if let Some(len) = feature_len {
-        projects::Entity::update_many()
-            .col_expr(projects::Column::FeatureLen, Expr::value(len))
-            .filter(projects::Column::Id.eq(project_id))
-            .filter(projects::Column::FeatureLen.is_null())
-            .exec(&txn)
-            .await?;
+        super::projects::fix_feature_len(&txn, project_id, len).await?;
     }
     txn.commit().await?;
     Ok(out)

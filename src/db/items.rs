@@ -1,6 +1,5 @@
 use super::entities::items::{self, Entity as Items};
 use super::entities::labels;
-use super::entities::projects;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Order, Query};
 use sea_orm::{
@@ -95,12 +94,7 @@ pub async fn import(
             .await?;
     }
     if let Some(len) = feature_len {
-        projects::Entity::update_many()
-            .col_expr(projects::Column::FeatureLen, Expr::value(len))
-            .filter(projects::Column::Id.eq(project_id))
-            .filter(projects::Column::FeatureLen.is_null())
-            .exec(&txn)
-            .await?;
+        super::projects::fix_feature_len(&txn, project_id, len).await?;
     }
     txn.commit().await?;
     Ok(out)
@@ -399,6 +393,16 @@ pub async fn lease_next(
     Ok(rows)
 }
 
+/// The columns of a [`TrainingRow`].
+fn training_select() -> sea_orm::Select<Items> {
+    Items::find().select_only().columns([
+        items::Column::Id,
+        items::Column::Text,
+        items::Column::Features,
+        items::Column::FinalLabel,
+    ])
+}
+
 /// What training needs of a labelled item.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct TrainingRow {
@@ -412,14 +416,7 @@ pub async fn labeled_rows(
     db: &impl ConnectionTrait,
     project_id: i64,
 ) -> Result<Vec<TrainingRow>, DbErr> {
-    Items::find()
-        .select_only()
-        .columns([
-            items::Column::Id,
-            items::Column::Text,
-            items::Column::Features,
-            items::Column::FinalLabel,
-        ])
+    training_select()
         .filter(items::Column::ProjectId.eq(project_id))
         .filter(items::Column::Status.eq("labeled"))
         .filter(items::Column::FinalLabel.is_not_null())
@@ -435,14 +432,7 @@ pub async fn unlabeled_sample(
     project_id: i64,
     n: u64,
 ) -> Result<Vec<TrainingRow>, DbErr> {
-    Items::find()
-        .select_only()
-        .columns([
-            items::Column::Id,
-            items::Column::Text,
-            items::Column::Features,
-            items::Column::FinalLabel,
-        ])
+    training_select()
         .filter(items::Column::ProjectId.eq(project_id))
         .filter(items::Column::Status.eq("unlabeled"))
         // random() is spelled alike in SQLite and PostgreSQL.
@@ -480,14 +470,7 @@ pub async fn unlabeled_page(
     after: i64,
     limit: u64,
 ) -> Result<Vec<TrainingRow>, DbErr> {
-    Items::find()
-        .select_only()
-        .columns([
-            items::Column::Id,
-            items::Column::Text,
-            items::Column::Features,
-            items::Column::FinalLabel,
-        ])
+    training_select()
         .filter(items::Column::ProjectId.eq(project_id))
         .filter(items::Column::Status.eq("unlabeled"))
         .filter(items::Column::Id.gt(after))
@@ -522,14 +505,7 @@ pub async fn rows_by_ids(
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         out.extend(
-            Items::find()
-                .select_only()
-                .columns([
-                    items::Column::Id,
-                    items::Column::Text,
-                    items::Column::Features,
-                    items::Column::FinalLabel,
-                ])
+            training_select()
                 .filter(items::Column::Id.is_in(chunk.iter().copied()))
                 .into_model::<TrainingRow>()
                 .all(db)

@@ -12,6 +12,25 @@ pub async fn get(db: &impl ConnectionTrait, id: i64) -> Result<Option<Project>, 
     Projects::find_by_id(id).one(db).await
 }
 
+/// Fixes the feature length of a project's items at its first import (0:
+/// they have none); later imports are checked against it.
+pub async fn fix_feature_len(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    len: i32,
+) -> Result<(), DbErr> {
+    Projects::update_many()
+        .col_expr(
+            projects::Column::FeatureLen,
+            sea_orm::sea_query::Expr::value(len),
+        )
+        .filter(projects::Column::Id.eq(project_id))
+        .filter(projects::Column::FeatureLen.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Project>, DbErr> {
     Projects::find()
         .order_by_asc(projects::Column::Id)
