@@ -432,15 +432,23 @@ pub async fn unlabeled_sample(
     project_id: i64,
     n: u64,
 ) -> Result<Vec<TrainingRow>, DbErr> {
-    training_select()
+    // Ids first, from the (project, status, id) index alone; then only the
+    // sampled rows are read, not every item's text and features.
+    let ids: Vec<i64> = Items::find()
+        .select_only()
+        .column(items::Column::Id)
         .filter(items::Column::ProjectId.eq(project_id))
         .filter(items::Column::Status.eq("unlabeled"))
         // random() is spelled alike in SQLite and PostgreSQL.
         .order_by(Expr::cust("random()"), Order::Asc)
         .limit(n)
-        .into_model::<TrainingRow>()
+        .into_tuple()
         .all(db)
-        .await
+        .await?;
+    let mut rows = rows_by_ids(db, &ids).await?;
+    let pos: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    rows.sort_by_key(|r| pos[&r.id]);
+    Ok(rows)
 }
 
 /// Moves an earlier cold-start head (scores ≥ 1) back among the rest (and
@@ -526,10 +534,11 @@ pub struct Scored {
 /// Rows per score-writing statement (5 bound values a row: well under
 /// SQLite's 32,766 and PostgreSQL's 65,535 parameters).
 const SCORE_ROWS_PER_STATEMENT: usize = 1_000;
-/// Statements per transaction: one commit (one fsync on SQLite) per 5,000
-/// rows instead of one per statement, yet short enough that the single
-/// SQLite connection is soon free again for the queue.
-const SCORE_STATEMENTS_PER_TXN: usize = 5;
+/// Statements per transaction: one. A transaction of 1,000 rows holds the
+/// (single, on SQLite) writer for a few milliseconds, so a lease or a label
+/// arriving meanwhile barely waits; more rows per commit would save fsyncs
+/// but lengthen that wait (measured: queue p99 at a 1M pool, BENCHMARKS.md).
+const SCORE_STATEMENTS_PER_TXN: usize = 1;
 
 /// Writes scores (and predictions) in batched statements:
 /// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
