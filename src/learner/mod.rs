@@ -113,6 +113,22 @@ impl TrainParams {
     }
 }
 
+/// From this many labels cross-validation uses at most [`LARGE_CV_FOLDS`]
+/// folds: on 2 cores 4 folds take two rounds of parallel fits where 5 take
+/// three, and with thousands of labels the estimates barely change. Every
+/// label is still held out exactly once.
+const FEWER_FOLDS_FROM: usize = 2_000;
+const LARGE_CV_FOLDS: usize = 4;
+
+/// Cross-validation fits of the sparse (text) solver stop at this multiple
+/// of `sparse_tolerance` (1e-3 by default; the final fit keeps 1e-4, like
+/// scikit-learn). They only rank α values a decade apart and give the
+/// held-out scores for the temperature and the thresholds; the last tenth of
+/// the gradient costs most of the iterations (fortunes, 10k docs: 9.5 s →
+/// 3.5 s for the whole training, test accuracy unchanged). The held-out rows
+/// still never reach a fold's solver.
+const CV_TOLERANCE_FACTOR: f64 = 10.0;
+
 /// Fewest labels for which cross-validated metrics are computed.
 const MIN_LABELS_FOR_CV: usize = 10;
 
@@ -196,7 +212,10 @@ pub(crate) fn select_and_validate(
     } else {
         params.alpha_grid.clone()
     };
-    let k = (n / 5).clamp(2, params.cv_folds);
+    let mut k = (n / 5).clamp(2, params.cv_folds);
+    if n >= FEWER_FOLDS_FROM {
+        k = k.min(LARGE_CV_FOLDS);
+    }
     let fold = stratified_folds(labels, k, params.seed);
     let (mut per_alpha, mut inits) = held_out(design, labels, &fold, k, &grid, params)?;
     let mut best: Option<(usize, f64, f64)> = None;
@@ -322,6 +341,7 @@ fn held_out(
         for &gi in &order {
             let p = TrainParams {
                 alpha: grid[gi],
+                sparse_tolerance: params.sparse_tolerance * CV_TOLERANCE_FACTOR,
                 ..params.clone()
             };
             let sub = design.fit_warm(&train, &y, &p, prev.take())?;

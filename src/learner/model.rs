@@ -403,6 +403,7 @@ impl<'a> Design<'a> {
     }
 
     /// Fits on design rows `rows` with labels `y` (one per row).
+    #[cfg(test)]
     pub fn fit(
         &self,
         rows: &[usize],
