@@ -120,7 +120,7 @@ where
         d.iter_mut().for_each(|q| *q = -*q);
         let mut gd = dot(&g, &d);
         let mut t0 = 1.0;
-        if !(gd < 0.0) || m == 0 {
+        if gd.is_nan() || gd >= 0.0 || m == 0 {
             // First step, or the curvature pairs went bad: steepest descent
             // with a unit-length first trial step.
             s_hist.clear();

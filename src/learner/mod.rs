@@ -101,9 +101,8 @@ impl TrainParams {
         {
             return bad("alpha must be a positive number");
         }
-        if !(self.tolerance.is_finite() && self.tolerance > 0.0)
-            || !(self.sparse_tolerance.is_finite() && self.sparse_tolerance > 0.0)
-        {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !(positive(self.tolerance) && positive(self.sparse_tolerance)) {
             return bad("tolerance must be a positive number");
         }
         if self.max_vocab == 0 || self.max_iterations == 0 {
