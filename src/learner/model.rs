@@ -1,14 +1,17 @@
-//! Multinomial logistic regression (linfa) on sparse features, and the fitted
-//! model served for predictions.
+//! Multinomial logistic regression on sparse features, and the fitted model
+//! served for predictions.
 //!
-//! linfa fits dense matrices only. Under an L2 penalty a feature that is zero in
-//! every training row gets weight exactly 0, so only the *active* columns of the
-//! labeled rows are trained. When those outnumber the rows (text), the same
-//! problem is solved in an n-dimensional basis instead: with the Gram matrix
-//! `K = X Xᵀ = Z Zᵀ` (pivoted Cholesky, `Z = L`), `X = Z Q` with orthonormal `Q`,
-//! and `w = Qᵀβ` gives `Xw = Zβ` and `‖w‖ = ‖β‖` — the identical optimum, found
-//! in a space whose size is the number of labels, not the vocabulary.
+//! Under an L2 penalty a feature that is zero in every training row gets
+//! weight exactly 0, so only the *active* columns of the labeled rows are
+//! trained. Text (a sparse design) is fitted by [`super::sparse`]: L-BFGS on
+//! the CSR rows, O(non-zeros × classes) an evaluation. Numeric features go to
+//! linfa, which fits dense matrices only: on the active columns when they are
+//! no more than the rows, else in an n-dimensional basis — with the Gram
+//! matrix `K = X Xᵀ = Z Zᵀ` (pivoted Cholesky, `Z = L`), `X = Z Q` with
+//! orthonormal `Q`, and `w = Qᵀβ` gives `Xw = Zβ` and `‖w‖ = ‖β‖`: the
+//! identical optimum, found in a space whose size is the number of labels.
 use super::features::{Csr, Featurizer};
+use super::sparse;
 use super::{Input, LearnerError, TrainParams};
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
@@ -280,7 +283,15 @@ enum Kind {
     Dense(Array2<f64>),
     /// Rows × rows Gram matrix.
     Gram(Array2<f64>),
+    /// The rows with columns renumbered to active positions ([`sparse`]).
+    Sparse(Csr),
 }
+
+/// A design is trained through linfa (dense, or the Gram basis when it has
+/// more active columns than rows) when at least 1/`DENSE_MIN_FILL` of its
+/// rows × active columns are non-zero — numeric features; anything sparser
+/// (text) goes to the sparse solver, whose cost follows the non-zeros.
+const DENSE_MIN_FILL: usize = 4;
 
 /// The labeled rows prepared once for the final fit and every CV fold.
 pub(crate) struct Design<'a> {
@@ -303,6 +314,17 @@ impl SubFit {
     pub fn classes(&self) -> &[usize] {
         &self.logit.classes
     }
+
+    /// Parameters [W; b] ((active + 1) × classes) to warm-start another fit
+    /// (not for Gram fits, whose weights live in the pivot basis).
+    pub fn theta(&self) -> Array2<f64> {
+        debug_assert!(self.u.is_none());
+        let mut t = Array2::zeros((self.logit.w.nrows() + 1, self.logit.w.ncols()));
+        t.slice_mut(s![..self.logit.w.nrows(), ..])
+            .assign(&self.logit.w);
+        t.row_mut(self.logit.w.nrows()).assign(&self.logit.b);
+        t
+    }
 }
 
 impl<'a> Design<'a> {
@@ -321,7 +343,29 @@ impl<'a> Design<'a> {
             }
         }
         let n = x.n_rows();
-        let kind = if active.len() > n {
+        let dense = x.values.len() * DENSE_MIN_FILL >= n * active.len();
+        let kind = if !dense {
+            let mut xa = x.clone();
+            for c in xa.indices.iter_mut() {
+                *c = col_pos[*c as usize];
+            }
+            // An explicit zero would point at NO_COLUMN: drop those entries.
+            if xa.indices.contains(&NO_COLUMN) {
+                let mut clean = Csr::new();
+                for i in 0..n {
+                    let (idx, val) = xa.row(i);
+                    for (&c, &v) in idx.iter().zip(val) {
+                        if c != NO_COLUMN {
+                            clean.indices.push(c);
+                            clean.values.push(v);
+                        }
+                    }
+                    clean.indptr.push(clean.indices.len());
+                }
+                xa = clean;
+            }
+            Kind::Sparse(xa)
+        } else if active.len() > n {
             Kind::Gram(gram(x, dim))
         } else {
             let mut d = Array2::zeros((n, active.len()));
@@ -342,11 +386,24 @@ impl<'a> Design<'a> {
     }
 
     #[cfg(test)]
-    pub fn is_gram(&self) -> bool {
-        matches!(self.kind, Kind::Gram(_))
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.kind, Kind::Sparse(_))
+    }
+
+    /// The same rows through the Gram basis (for comparisons in tests).
+    #[cfg(test)]
+    pub fn into_gram(mut self, dim: usize) -> Self {
+        self.kind = Kind::Gram(gram(self.x, dim));
+        self
+    }
+
+    /// Whether fits start from given parameters ([`Design::fit_warm`]).
+    pub fn warm_starts(&self) -> bool {
+        matches!(self.kind, Kind::Sparse(_))
     }
 
     /// Fits on design rows `rows` with labels `y` (one per row).
+    #[cfg(test)]
     pub fn fit(
         &self,
         rows: &[usize],
@@ -366,10 +423,52 @@ impl<'a> Design<'a> {
         previous: Option<&FittedModel>,
     ) -> Result<SubFit, LearnerError> {
         let init = match (&self.kind, previous) {
-            (Kind::Dense(_), Some(m)) => Some(self.initial_params(m, y)),
+            (Kind::Dense(_) | Kind::Sparse(_), Some(m)) => Some(self.initial_params(m, y)),
             _ => None,
         };
+        self.fit_warm(rows, y, p, init)
+    }
+
+    /// [`Design::fit`] from parameters `init` ((active + 1) × classes of `y`,
+    /// intercept last) where the design can use them (dense and sparse).
+    pub fn fit_warm(
+        &self,
+        rows: &[usize],
+        y: &[usize],
+        p: &TrainParams,
+        init: Option<Array2<f64>>,
+    ) -> Result<SubFit, LearnerError> {
         match &self.kind {
+            Kind::Sparse(xa) => {
+                let mut classes = y.to_vec();
+                classes.sort_unstable();
+                classes.dedup();
+                let yi: Vec<usize> = y
+                    .iter()
+                    .map(|c| classes.binary_search(c).expect("label among classes"))
+                    .collect();
+                let (na, k) = (self.active.len(), classes.len());
+                let mut theta = match init {
+                    Some(t) if t.dim() == (na + 1, k) => t.as_standard_layout().into_owned(),
+                    _ => Array2::zeros((na + 1, k)),
+                };
+                let mut prob = sparse::Problem::new(xa, rows, yi, na, k, p.alpha);
+                let converged = prob.solve(
+                    theta.as_slice_mut().expect("standard layout"),
+                    p.sparse_tolerance * rows.len().max(1) as f64,
+                    p.max_iterations as usize,
+                );
+                Ok(SubFit {
+                    logit: LogitFit {
+                        w: theta.slice(s![..na, ..]).to_owned(),
+                        b: theta.row(na).to_owned(),
+                        classes,
+                        converged,
+                    },
+                    pivots: Vec::new(),
+                    u: None,
+                })
+            }
             Kind::Dense(d) => {
                 let z = d.select(Axis(0), rows);
                 Ok(SubFit {
@@ -429,6 +528,17 @@ impl<'a> Design<'a> {
             (Kind::Dense(d), _) => d.select(Axis(0), rows).dot(&f.logit.w),
             (Kind::Gram(k), Some(u)) => k.select(Axis(0), rows).select(Axis(1), &f.pivots).dot(u),
             (Kind::Gram(_), None) => unreachable!("a Gram fit always has u"),
+            (Kind::Sparse(xa), _) => {
+                let k = f.logit.w.ncols();
+                let mut out = Array2::zeros((rows.len(), k));
+                for (&i, mut o) in rows.iter().zip(out.rows_mut()) {
+                    let (idx, val) = xa.row(i);
+                    for (&c, &v) in idx.iter().zip(val) {
+                        o.scaled_add(v, &f.logit.w.row(c as usize));
+                    }
+                }
+                out
+            }
         };
         s + &f.logit.b
     }

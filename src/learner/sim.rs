@@ -315,7 +315,7 @@ impl Trainer<'_> {
             Some((n0, ..)) => (labeled.len() as f64) >= *n0 as f64 * self.growth || *n0 < 10,
         };
         if force_select || stale {
-            let (p, m) = select_and_validate(&design, &y, self.n_classes, self.params)?;
+            let (p, m, _) = select_and_validate(&design, &y, self.n_classes, self.params)?;
             self.chosen = Some((labeled.len(), p, m.temperature));
         }
         let (_, p, t) = self.chosen.as_ref().expect("chosen above");

@@ -106,19 +106,20 @@ fn sparse_scoring_equals_linfa_predict_probabilities() {
 }
 
 #[test]
-fn gram_basis_gives_the_dense_optimum_on_text() {
+fn sparse_solver_gives_the_dense_optimum_on_text() {
     let (pool, _, names) = load("spamassassin");
     let pi = pool.inputs();
     let n = 60;
     let params = TrainParams {
         tolerance: 1e-7,
+        sparse_tolerance: 1e-10,
         max_iterations: 1000,
         ..Default::default()
     };
     let f = features::Featurizer::fit(pi[..400].iter(), 5_000).unwrap();
     let x = f.transform(&pi[..n]).unwrap();
     let design = Design::new(&x, f.dim());
-    assert!(design.is_gram());
+    assert!(design.is_sparse());
     let all: Vec<usize> = (0..n).collect();
     let y = &pool.labels[..n];
     let g = design.fit(&all, y, &params).unwrap();
@@ -136,13 +137,49 @@ fn gram_basis_gives_the_dense_optimum_on_text() {
         dw < 1e-5 && db < 1e-5,
         "weights differ by {dw}, intercepts by {db}"
     );
-    // Out-of-sample rows score the same through the Gram path and the weights.
+    // Out-of-sample rows score the same through the sparse fit and the dense one.
     let rest = &pi[n..n + 40];
     let p = m.predict_proba(rest).unwrap();
     let xr = dense_active(&m, &f.transform(rest).unwrap());
     let pd = model::scores_to_proba((xr.dot(&d.w) + &d.b).view(), &d.classes, names.len());
     let dp = (&p - &pd).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
     assert!(dp < 1e-6, "probabilities differ by {dp}");
+}
+
+#[test]
+fn sparse_warm_start_and_gram_basis_reach_the_same_optimum() {
+    let (pool, _, _) = load("spamassassin");
+    let pi = pool.inputs();
+    let n = 80;
+    let tight = |alpha: f64| TrainParams {
+        alpha,
+        tolerance: 1e-7,
+        sparse_tolerance: 1e-10,
+        max_iterations: 2000,
+        ..Default::default()
+    };
+    let f = features::Featurizer::fit(pi[..400].iter(), 5_000).unwrap();
+    let x = f.transform(&pi[..n]).unwrap();
+    let design = Design::new(&x, f.dim());
+    assert!(design.is_sparse() && design.warm_starts());
+    let all: Vec<usize> = (0..n).collect();
+    let y = &pool.labels[..n];
+    let cold = design.fit(&all, y, &tight(1.0)).unwrap();
+    let strong = design.fit(&all, y, &tight(10.0)).unwrap();
+    let warm = design
+        .fit_warm(&all, y, &tight(1.0), Some(strong.theta()))
+        .unwrap();
+    let d = (&cold.theta() - &warm.theta())
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(d < 1e-6, "warm start ends {d} away");
+    // The Gram basis (the former text path) finds the same scores.
+    let gram = Design::new(&x, f.dim()).into_gram(f.dim());
+    let g = gram.fit(&all, y, &tight(1.0)).unwrap();
+    let ds = (&gram.scores(&g, &all) - &design.scores(&cold, &all))
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(ds < 1e-5, "scores differ by {ds}");
 }
 
 #[test]
