@@ -3,11 +3,14 @@
 use reqwest::Client;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "crash-admin-token-0123456789";
+
+#[path = "support/binary.rs"]
+mod binary;
 
 struct Server {
     child: Child,
@@ -15,67 +18,24 @@ struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl Server {
     async fn start(db: &std::path::Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loupe"))
-            .args([
-                "serve",
-                "--database-url",
-                &format!("sqlite://{}", db.display()),
-                "--bind",
-                "127.0.0.1:0",
-            ])
-            .env("LOUPE_ADMIN_TOKEN", ADMIN)
-            .env("LOUPE_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("loupe starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let sink = log.clone();
-        // Keep draining the log, or the server blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
-                if line.contains("loupe is listening") {
-                    let _ = tx.send(line.clone());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server says where it listens");
-        let port: u16 = line
-            .split("port=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
+        cmd.args([
+            "serve",
+            "--database-url",
+            &format!("sqlite://{}", db.display()),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("LOUPE_ADMIN_TOKEN", ADMIN)
+        .env("LOUPE_LOG", "info");
+        let s = binary::spawn(cmd, None);
+        let port = s.port(Duration::from_secs(60));
         Server {
-            child,
+            child: s.child,
             base: format!("http://127.0.0.1:{port}"),
-            log,
+            log: s.log,
         }
     }
 

@@ -1,5 +1,7 @@
 //! Black-box tests of the running server. Each scenario runs on SQLite and,
 //! when `LOUPE_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
+#[path = "../support/binary.rs"]
+mod binary;
 mod common;
 
 mod auth;

@@ -6,8 +6,7 @@ use crate::common::{dataset, pg_exec, postgres_url, replace_db, ADMIN};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,91 +19,21 @@ struct Replica {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-/// Strips terminal colour codes from a log line.
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl Replica {
     /// Starts the binary; `ready` waits for its "listening" line.
-    fn spawn(
-        name: &'static str,
-        db_url: &str,
-    ) -> (
-        Child,
-        std::sync::mpsc::Receiver<u16>,
-        Arc<Mutex<Vec<String>>>,
-    ) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_loupe"))
-            .arg("serve")
+    fn spawn(name: &'static str, db_url: &str) -> crate::binary::Spawned {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
+        cmd.arg("serve")
             .env("LOUPE_DATABASE_URL", db_url)
             .env("LOUPE_BIND", "127.0.0.1:0")
             .env("LOUPE_ADMIN_TOKEN", ADMIN)
-            .env("LOUPE_LOG", "info,sqlx=warn,sea_orm=warn")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the loupe binary starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            let tx = tx.clone();
-            // Drains the pipe for the child's whole life (a full pipe would
-            // block it) and reports the port it listens on.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    let line = plain(&line);
-                    if line.contains("loupe is listening") {
-                        if let Some(p) = line
-                            .split("port=")
-                            .nth(1)
-                            .and_then(|r| r.split_whitespace().next())
-                            .and_then(|p| p.parse::<u16>().ok())
-                        {
-                            let _ = tx.send(p);
-                        }
-                    }
-                    log.lock().unwrap().push(format!("[{name}] {line}"));
-                }
-            });
-        }
-        (child, rx, log)
+            .env("LOUPE_LOG", "info,sqlx=warn,sea_orm=warn");
+        crate::binary::spawn(cmd, Some(name))
     }
 
-    fn ready(
-        name: &'static str,
-        (child, rx, log): (
-            Child,
-            std::sync::mpsc::Receiver<u16>,
-            Arc<Mutex<Vec<String>>>,
-        ),
-    ) -> Replica {
-        let port = match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(p) => p,
-            Err(_) => panic!(
-                "replica {name} did not start:\n{}",
-                log.lock().unwrap().join("\n")
-            ),
-        };
+    fn ready(name: &'static str, s: crate::binary::Spawned) -> Replica {
+        let port = s.port(Duration::from_secs(90));
+        let (child, log) = (s.child, s.log);
         Replica {
             name,
             base: format!("http://127.0.0.1:{port}"),

@@ -3,75 +3,31 @@
 //! database sees everything. The logs never show a token.
 use crate::common::{TestApp, ADMIN};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Server {
     child: Child,
     port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 fn serve(db_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loupe"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
         .env("LOUPE_DATABASE_URL", db_url)
         .env("LOUPE_ADMIN_TOKEN", ADMIN)
-        .env("LOUPE_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("loupe starts");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    for (pipe, tx) in [
-        (Box::new(out) as Box<dyn Read + Send>, Some(tx)),
-        (Box::new(err), None),
-    ] {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                if let (Some(tx), true) = (&tx, line.contains("loupe is listening")) {
-                    let port: String = line[line.find("port=").unwrap() + 5..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit())
-                        .collect();
-                    let _ = tx.send(port.parse::<u16>().unwrap());
-                }
-                log.lock().unwrap().push_str(&line);
-                log.lock().unwrap().push('\n');
-            }
-        });
+        .env("LOUPE_LOG", "debug");
+    let s = crate::binary::spawn(cmd, None);
+    let port = s.port(Duration::from_secs(120));
+    Server {
+        child: s.child,
+        port,
+        log: s.log,
     }
-    let port = rx
-        .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|_| panic!("no port in the log:\n{}", log.lock().unwrap()));
-    Server { child, port, log }
 }
 
 /// Reads one HTTP/1.1 answer (head and Content-Length body) from a stream.
@@ -237,11 +193,11 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
         assert!(
             t.elapsed() < Duration::from_secs(90),
             "still running 90 s after SIGTERM:\n{}",
-            server.log.lock().unwrap()
+            server.log.lock().unwrap().join("\n")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let log = server.log.lock().unwrap().clone();
+    let log = server.log.lock().unwrap().join("\n");
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(
         log.contains("SIGTERM received") && log.contains("loupe stopped"),
