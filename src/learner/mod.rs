@@ -72,6 +72,10 @@ pub struct TrainParams {
     pub alpha_grid: Vec<f64>,
     /// Fit a temperature on the held-out predictions (else T = 1).
     pub calibrate: bool,
+    /// Threads one text fit's evaluations are split over when it runs alone
+    /// (the final fit); cross-validation runs its folds in parallel instead,
+    /// one thread each. Default: the machine's cores.
+    pub threads: usize,
 }
 
 impl Default for TrainParams {
@@ -86,6 +90,7 @@ impl Default for TrainParams {
             cv_folds: 5,
             alpha_grid: DEFAULT_ALPHA_GRID.to_vec(),
             calibrate: true,
+            threads: std::thread::available_parallelism().map_or(1, |t| t.get()),
         }
     }
 }
@@ -341,6 +346,7 @@ fn held_out(
             let p = TrainParams {
                 alpha: grid[gi],
                 sparse_tolerance: params.sparse_tolerance * CV_TOLERANCE_FACTOR,
+                threads: 1,
                 ..params.clone()
             };
             let sub = design.fit_warm(&train, &y, &p, prev.take())?;

@@ -452,7 +452,8 @@ impl<'a> Design<'a> {
                     Some(t) if t.dim() == (na + 1, k) => t.as_standard_layout().into_owned(),
                     _ => Array2::zeros((na + 1, k)),
                 };
-                let mut prob = sparse::Problem::new(xa, rows, yi, na, k, p.alpha);
+                let mut prob =
+                    sparse::Problem::new(xa, rows, yi, na, k, p.alpha).with_threads(p.threads);
                 let converged = prob.solve(
                     theta.as_slice_mut().expect("standard layout"),
                     p.sparse_tolerance * rows.len().max(1) as f64,
