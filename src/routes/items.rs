@@ -99,7 +99,7 @@ async fn import(
         new_len.map(|n| n as i32),
         rows,
         (caller.token_id, &caller.name),
-        move |i| pseudo_random(seed, i as u64),
+        move |i| pseudo_random(seed, (i / PLACEHOLDER_RUN) as u64),
     )
     .await;
     if new_len.is_some() {
@@ -111,6 +111,14 @@ async fn import(
     }
     Ok(HttpResponse::Ok().json(out))
 }
+
+/// Fresh items get a placeholder order until a ranking reaches them: a random
+/// order of runs of this many consecutive rows (by id within a run). Random
+/// per row, every insert lands at a random place of the queue index and at
+/// 1M items a 1,000-row chunk dirtied ~1,000 index pages: runs of 64 made
+/// a 1M import ~3× faster in a measurement with the same schema, and an
+/// import sorted by class is still served mixed before any model exists.
+const PLACEHOLDER_RUN: usize = 64;
 
 /// A cheap deterministic number in [0, 1) (splitmix64): a placeholder order
 /// for fresh items until the background rescore ranks them.
