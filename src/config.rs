@@ -43,6 +43,50 @@ pub struct ServeArgs {
     /// Where the demo data set is (JSONL, gzip allowed).
     #[arg(long, default_value = "data/spamassassin.pool.jsonl.gz")]
     pub demo_data: PathBuf,
+    /// SQLite only: when a commit is flushed to disk. `full` flushes every
+    /// commit, so an acknowledged label survives a power cut; `normal` (WAL)
+    /// flushes at checkpoints, so it survives a crash of loupe or of any
+    /// process but a power cut can lose the last commits (never corrupting
+    /// the database).
+    #[arg(long, env = "LOUPE_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_synchronous: SqliteSync,
+    /// Pool items a retrain puts in the new model's queue order (the first
+    /// 20,000 before the training returns, the rest in the background).
+    /// Deeper items get the new model's prediction too, but keep their
+    /// earlier order behind these: reordering a row costs ~10× rewriting its
+    /// prediction, and a retrain comes long before annotators get that deep.
+    #[arg(long, env = "LOUPE_RANK_DEPTH", default_value_t = 100_000)]
+    pub rank_depth: usize,
+}
+
+/// How much of a new ranking is written in order (see `--rank-depth`).
+#[derive(Debug, Clone, Copy)]
+pub struct RankDepth {
+    /// Rows written before a rescore returns, best first.
+    pub sync_rows: usize,
+    /// Rows given the new order in all (the sync rows included); the rest of
+    /// the pool only gets the new predictions.
+    pub ordered_rows: usize,
+}
+
+impl RankDepth {
+    pub fn new(ordered_rows: usize) -> RankDepth {
+        RankDepth {
+            sync_rows: RANK_SYNC_ROWS.min(ordered_rows),
+            ordered_rows,
+        }
+    }
+}
+
+/// Rows of a new ranking written before a rescore returns: the queue's head
+/// for the next several thousand labels, and every row of a pool this size.
+const RANK_SYNC_ROWS: usize = 20_000;
+
+/// SQLite's `synchronous` setting (see `--sqlite-synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    Full,
+    Normal,
 }
 
 /// Settings after checking: a bad value never gets past `Settings::parse`.
@@ -54,6 +98,8 @@ pub struct Settings {
     pub max_import_bytes: usize,
     pub max_json_bytes: usize,
     pub demo: Option<PathBuf>,
+    pub sqlite_synchronous: SqliteSync,
+    pub rank_depth: RankDepth,
 }
 
 impl Settings {
@@ -83,6 +129,9 @@ impl Settings {
         if a.max_import_bytes < 1024 {
             return Err("--max-import-bytes must be at least 1024".into());
         }
+        if a.rank_depth < 1000 {
+            return Err("--rank-depth / LOUPE_RANK_DEPTH must be at least 1000".into());
+        }
         Ok(Settings {
             database_url: url,
             bind,
@@ -90,10 +139,14 @@ impl Settings {
             max_import_bytes: a.max_import_bytes,
             max_json_bytes: 16 * 1024 * 1024,
             demo: a.demo.then_some(a.demo_data),
+            sqlite_synchronous: a.sqlite_synchronous,
+            rank_depth: RankDepth::new(a.rank_depth),
         })
     }
 
-    /// Settings for tests: a given database, a random port.
+    /// Settings for tests: a given database, a random port, and a ranking
+    /// depth small enough that a 24k-item pool has all three parts (written
+    /// at once, ordered in the background, predictions only).
     pub fn for_tests(database_url: &str, admin_token: &str) -> Settings {
         Settings {
             database_url: database_url.to_string(),
@@ -102,6 +155,11 @@ impl Settings {
             max_import_bytes: 8 * 1024 * 1024,
             max_json_bytes: 4 * 1024 * 1024,
             demo: None,
+            sqlite_synchronous: SqliteSync::Full,
+            rank_depth: RankDepth {
+                sync_rows: 5_000,
+                ordered_rows: 12_000,
+            },
         }
     }
 }
@@ -117,6 +175,8 @@ mod tests {
             max_import_bytes: 1 << 20,
             demo: false,
             demo_data: "x".into(),
+            sqlite_synchronous: SqliteSync::Full,
+            rank_depth: 100_000,
         }
     }
     #[test]
@@ -133,6 +193,9 @@ mod tests {
         assert!(Settings::parse(a).is_err());
         let mut a = args();
         a.admin_token = Some("short".into());
+        assert!(Settings::parse(a).is_err());
+        let mut a = args();
+        a.rank_depth = 999;
         assert!(Settings::parse(a).is_err());
     }
 }

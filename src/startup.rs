@@ -22,7 +22,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let conn = db::connect(&settings.database_url)
+        let conn = db::connect(&settings.database_url, settings.sqlite_synchronous)
             .await
             .with_context(|| format!("connecting to {}", redact(&settings.database_url)))?;
         db::locks::migrate(&conn)
@@ -43,6 +43,7 @@ impl Application {
             metrics: Metrics::new(),
             scheduler: Scheduler::default(),
             route_counts: Default::default(),
+            rank_depth: settings.rank_depth,
         });
         state
             .scheduler

@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub scheduler: Scheduler,
     pub route_counts: RouteCounts,
+    /// How much of a new ranking is written in order.
+    pub rank_depth: crate::config::RankDepth,
 }
 
 /// Daily prediction counts per route, added up in memory and written at most

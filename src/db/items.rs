@@ -445,9 +445,10 @@ pub async fn unlabeled_sample(
         .into_tuple()
         .all(db)
         .await?;
+    // In id order: a sample of the whole pool is then the same rows in the
+    // same order every time, and the cold start's seeded choice repeats.
     let mut rows = rows_by_ids(db, &ids).await?;
-    let pos: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-    rows.sort_by_key(|r| pos[&r.id]);
+    rows.sort_by_key(|r| r.id);
     Ok(rows)
 }
 
@@ -540,18 +541,29 @@ const SCORE_ROWS_PER_STATEMENT: usize = 1_000;
 /// but lengthen that wait (measured: queue p99 at a 1M pool, BENCHMARKS.md).
 const SCORE_STATEMENTS_PER_TXN: usize = 1;
 
+/// What [`write_scores`] writes of each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreWrite {
+    /// Queue order (score, in this rank epoch) and prediction.
+    Rank(i64),
+    /// The prediction only: the row keeps its place in the queue. No queue
+    /// index entry moves, so rows in id order rewrite neighbouring pages only
+    /// (~10× faster than [`ScoreWrite::Rank`] at a 1M pool).
+    PredictionOnly,
+}
+
 /// Writes scores (and predictions) in batched statements:
 /// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
 /// which both SQLite (≥ 3.33) and PostgreSQL run, a few per transaction.
 pub async fn write_scores(
     db: &sea_orm::DatabaseConnection,
     rows: &[Scored],
-    epoch: i64,
+    what: ScoreWrite,
 ) -> Result<(), DbErr> {
     for group in rows.chunks(SCORE_ROWS_PER_STATEMENT * SCORE_STATEMENTS_PER_TXN) {
         let txn = db.begin().await?;
         for chunk in group.chunks(SCORE_ROWS_PER_STATEMENT) {
-            write_score_chunk(&txn, chunk, epoch).await?;
+            write_score_chunk(&txn, chunk, what).await?;
         }
         txn.commit().await?;
     }
@@ -561,7 +573,7 @@ pub async fn write_scores(
 async fn write_score_chunk(
     db: &impl ConnectionTrait,
     chunk: &[Scored],
-    epoch: i64,
+    what: ScoreWrite,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
@@ -593,10 +605,14 @@ async fn write_score_chunk(
             _ => "(?, ?, ?, ?, ?)".to_string(),
         });
     }
+    let rank = match what {
+        ScoreWrite::Rank(epoch) => format!("score = v.score, rank_epoch = {epoch}, "),
+        ScoreWrite::PredictionOnly => String::new(),
+    };
     let sql = format!(
         "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
-         UPDATE items SET score = v.score, pred_label = v.pl, \
-         pred_confidence = v.pc, pred_version = v.pv, rank_epoch = {epoch} \
+         UPDATE items SET {rank}pred_label = v.pl, \
+         pred_confidence = v.pc, pred_version = v.pv \
          FROM v WHERE items.id = v.id",
         tuples.join(", ")
     );

@@ -10,18 +10,19 @@ pub mod projects;
 pub mod stats;
 pub mod tokens;
 
+pub use crate::config::SqliteSync;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use std::time::Duration;
 
 /// Connects and tunes the connection for its backend.
 ///
-/// SQLite runs in WAL mode with `synchronous=FULL` (a label acknowledged is on
-/// disk) and a busy timeout. It gets a single pooled connection: SQLite takes
+/// SQLite runs in WAL mode with `synchronous` as set (`FULL` by default: a
+/// label acknowledged is on disk; see [`SqliteSync`]) and a busy timeout. It gets a single pooled connection: SQLite takes
 /// one writer at a time anyway, and one connection rules out the
 /// `SQLITE_BUSY` failures of read-then-write transactions that no busy timeout
 /// cures. Reads that need no write go to [`connect_reader`]'s pool instead,
 /// so they never queue behind a write. PostgreSQL gets a real pool.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, DbErr> {
     let mut opt = ConnectOptions::new(url.to_string());
     opt.sqlx_logging(false)
         .acquire_timeout(Duration::from_secs(30))
@@ -29,11 +30,14 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         opt.max_connections(1).min_connections(1);
-        opt.map_sqlx_sqlite_opts(|o| {
+        opt.map_sqlx_sqlite_opts(move |o| {
             tune_sqlite(o)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(match sync {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                })
         });
     } else {
         opt.max_connections(16).min_connections(1);

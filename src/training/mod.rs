@@ -9,7 +9,11 @@ pub mod threshold;
 
 pub use store::{LoadedModel, ModelBlob, ModelStore};
 
-use crate::db::{self, items::Scored, models::VersionMeta};
+use crate::db::{
+    self,
+    items::{ScoreWrite, Scored},
+    models::VersionMeta,
+};
 use crate::domain::{LabelSet, Strategy};
 use crate::learner::{self, Input, LearnerError};
 use crate::state::AppState;
@@ -500,50 +504,60 @@ async fn rescore_with_model(
     write_ranking(state, project_id, scored, epoch).await
 }
 
-/// Rows of a new ranking written before a rescore returns: the queue's head
-/// for the next several thousand labels, and every row of a pool this size.
-const RANK_SYNC_ROWS: usize = 20_000;
 /// Rows per transaction while the rest is written in the background: short
 /// enough that a label or a lease waits at most a few milliseconds for the
-/// (single, on SQLite) writer.
-const RANK_TAIL_ROWS_PER_TXN: usize = 1_000;
+/// (single, on SQLite) writer. Moving rows in the queue index costs ~70 µs a
+/// row at a 1M pool, rewriting a prediction in id order ~5 µs.
+const RANK_TAIL_ROWS_PER_TXN: usize = 250;
+const PREDICTION_ROWS_PER_TXN: usize = 1_000;
 
-/// Writes a ranking: the first [`RANK_SYNC_ROWS`] now, best first, the rest
-/// in the background in small transactions, given up as soon as a newer
-/// ranking of the project starts (its rows outrank these anyway). Until the
-/// rest is written, the queue serves the previous ranking after the new
-/// head, and those items keep their previous model's prediction (with its
-/// version).
+/// Writes a ranking (`scored`, best first) in three parts
+/// ([`crate::config::RankDepth`]):
+/// - the head, now, best first;
+/// - the rest of the ordered depth in the background;
+/// - past the depth, in the background too, only the new predictions: those
+///   rows keep their place behind the ordered ones.
+///
+/// The background parts go in small transactions in id order (neighbouring
+/// rows share database pages) and are given up as soon as a newer ranking
+/// of the project starts. Until they are written, the queue serves the
+/// previous ranking after the new head, and those items keep their previous
+/// model's prediction (with its version).
 async fn write_ranking(
     state: &AppState,
     project_id: i64,
     mut scored: Vec<Scored>,
     epoch: i64,
 ) -> Result<(), TrainError> {
-    let mut tail = scored.split_off(scored.len().min(RANK_SYNC_ROWS));
-    db::items::write_scores(&state.db, &scored, epoch).await?;
-    if tail.is_empty() {
+    let depth = state.rank_depth;
+    let mut ordered = scored.split_off(scored.len().min(depth.sync_rows));
+    db::items::write_scores(&state.db, &scored, ScoreWrite::Rank(epoch)).await?;
+    if ordered.is_empty() {
         return Ok(());
     }
-    // Past the head, id order: neighbouring rows share database pages, so
-    // each transaction rewrites several times fewer pages than rank order
-    // would (rows are ranked among themselves by score whenever written).
-    tail.sort_unstable_by_key(|s| s.id);
+    let deep = ordered.split_off(ordered.len().min(depth.ordered_rows - depth.sync_rows));
     let db = state.db.clone();
     let epochs = state.training.epochs.clone();
     let seconds = state.metrics.training_seconds.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        for chunk in tail.chunks(RANK_TAIL_ROWS_PER_TXN) {
-            if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
-                tracing::debug!(project_id, epoch, "ranking superseded");
-                return;
+        let rows = ordered.len() + deep.len();
+        for (mut part, what, per_txn) in [
+            (ordered, ScoreWrite::Rank(epoch), RANK_TAIL_ROWS_PER_TXN),
+            (deep, ScoreWrite::PredictionOnly, PREDICTION_ROWS_PER_TXN),
+        ] {
+            part.sort_unstable_by_key(|s| s.id);
+            for chunk in part.chunks(per_txn) {
+                if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
+                    tracing::debug!(project_id, epoch, "ranking superseded");
+                    return;
+                }
+                if let Err(e) = db::items::write_scores(&db, chunk, what).await {
+                    tracing::warn!(project_id, epoch, error = %e, "writing the ranking's tail");
+                    return;
+                }
+                tokio::task::yield_now().await;
             }
-            if let Err(e) = db::items::write_scores(&db, chunk, epoch).await {
-                tracing::warn!(project_id, epoch, error = %e, "writing the ranking's tail");
-                return;
-            }
-            tokio::task::yield_now().await;
         }
         seconds
             .with_label_values(&["rank_tail"])
@@ -551,7 +565,7 @@ async fn write_ranking(
         tracing::info!(
             project_id,
             epoch,
-            rows = tail.len(),
+            rows,
             seconds = started.elapsed().as_secs_f64(),
             "ranking tail written"
         );
@@ -592,7 +606,7 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
     state.training.set_epoch(project_id, epoch);
     db::items::demote_cold_start_head(&state.db, project_id).await?;
-    db::items::write_scores(&state.db, &head, epoch).await?;
+    db::items::write_scores(&state.db, &head, ScoreWrite::Rank(epoch)).await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! recorded, then checked against what the server holds afterwards.
 use crate::both_backends;
 use crate::common::{dataset, TestApp, ADMIN};
+use loupe::db::SqliteSync;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -470,7 +471,7 @@ async fn hammer(app: TestApp) {
 }
 
 /// SQLite: the database file is in WAL mode, and the connection loupe opens
-/// has the busy timeout and full synchronous mode in effect.
+/// has the busy timeout and the synchronous mode asked for in effect.
 async fn check_sqlite_settings(path: &str) {
     use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
     async fn pragma(db: &sea_orm::DatabaseConnection, name: &str) -> String {
@@ -489,12 +490,18 @@ async fn check_sqlite_settings(path: &str) {
     let plain = Database::connect(format!("sqlite://{path}")).await.unwrap();
     assert_eq!(pragma(&plain, "journal_mode").await, "wal");
     plain.close().await.ok();
-    let ours = loupe::db::connect(&format!("sqlite://{path}"))
+    let ours = loupe::db::connect(&format!("sqlite://{path}"), SqliteSync::Full)
         .await
         .unwrap();
     assert_eq!(pragma(&ours, "busy_timeout").await, "10000");
     assert_eq!(pragma(&ours, "synchronous").await, "2", "FULL");
     ours.close().await.ok();
+    let normal = loupe::db::connect(&format!("sqlite://{path}"), SqliteSync::Normal)
+        .await
+        .unwrap();
+    assert_eq!(pragma(&normal, "synchronous").await, "1", "NORMAL");
+    assert_eq!(pragma(&normal, "journal_mode").await, "wal");
+    normal.close().await.ok();
 }
 
 both_backends!(hammer_queue_and_labels, super::hammer);
