@@ -29,7 +29,11 @@ pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, 
         .connect_timeout(Duration::from_secs(10));
     if url.starts_with("sqlite:") {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-        opt.max_connections(1).min_connections(1);
+        // A file handle does not go stale: no ping before each use (one
+        // round trip to the connection's thread less per statement batch).
+        opt.max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false);
         opt.map_sqlx_sqlite_opts(move |o| {
             tune_sqlite(o)
                 .create_if_missing(true)
@@ -40,7 +44,11 @@ pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, 
                 })
         });
     } else {
-        opt.max_connections(16).min_connections(1);
+        // Connections in steady use are not pinged before each use; one idle
+        // for a while (which a server restart or a proxy may have closed) is.
+        opt.max_connections(16)
+            .min_connections(1)
+            .test_before_acquire_if_idle_for(PG_PING_IF_IDLE_FOR);
     }
     let db = Database::connect(opt).await?;
     if url.starts_with("sqlite:") {
@@ -66,10 +74,14 @@ pub async fn connect_reader(
         .acquire_timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .max_connections(SQLITE_READERS)
-        .min_connections(1);
+        .min_connections(1)
+        .test_before_acquire(false);
     opt.map_sqlx_sqlite_opts(|o| tune_sqlite(o).pragma("query_only", "ON"));
     Database::connect(opt).await
 }
+
+/// A PostgreSQL connection idle this long is pinged before it is used.
+const PG_PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// Reader connections of an SQLite database (a pool page, a token check and
 /// a stats query can run at once on 2 cores).

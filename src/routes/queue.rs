@@ -205,7 +205,7 @@ async fn create_label(
         }
     }
     // Review items are decided by reviewers only, escalated ones by seniors.
-    if let Some(item) = db::items::get(&state.read, p.id, item_id).await? {
+    if let Some(item) = db::items::get(&state.db, p.id, item_id).await? {
         if item.status == "review" || item.status == "gold" {
             caller.require(Role::Reviewer)?;
             if item.tier.as_deref() == Some("escalate") && !caller.senior {

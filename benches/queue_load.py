@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The queue phase of scale.py alone, repeated: import a numeric pool, train
+once (waiting for the ranking's background part), then run 8 annotators
+looping queue/next -> label (examples/loadgen.rs) RUNS times and print each
+run's p50/p99 and labels/s. Scheduled retrains are off unless --cron, so runs
+compare the queue itself; with --cron "0 * * * * *" a retrain lands in runs
+that cross a minute.
+
+  LOUPE_BIN=... LOADGEN_BIN=... python3 benches/queue_load.py --items 1000000 --runs 3
+  (LOUPE_SQLITE_SYNCHRONOUS=normal for the other durability setting;
+   --pg URL for PostgreSQL)
+"""
+import argparse, json, os, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scale  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--items", type=int, default=1_000_000)
+ap.add_argument("--seed-labels", type=int, default=2000)
+ap.add_argument("--annotators", type=int, default=8)
+ap.add_argument("--seconds", type=int, default=20)
+ap.add_argument("--runs", type=int, default=3)
+ap.add_argument("--cron", default=None)
+ap.add_argument("--pg", default=None, help="postgres://... (a database this script drops)")
+args = ap.parse_args()
+
+work = tempfile.mkdtemp(prefix="loupe-queue-")
+feats, labels = scale.numeric_rows(min(args.items, 50_000))
+batches = scale.numeric_batches(feats, labels, args.items, 10_000, args.seed_labels)
+if args.pg:
+    name = args.pg.rsplit("/", 1)[1]
+    subprocess.run(["dropdb", "--if-exists", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+    url = args.pg
+else:
+    url = f"sqlite://{work}/q.db?mode=rwc"
+srv = scale.Server(url, work, "queue")
+try:
+    pid = scale.project(srv, "q", [str(i) for i in range(10)], retrain_cron=args.cron)
+    n, secs = scale.import_batches(srv, pid, batches)
+    scale.log(f"imported {n} at {n / secs:.0f}/s")
+    scale.log("train", scale.train(srv, pid, wait_tail=True))
+    toks = [scale.token(srv, f"a{i}", "annotator") for i in range(args.annotators)]
+    out = []
+    for r in range(args.runs):
+        q = scale.loadgen("annotate", srv.base, pid, args.seconds, *toks)
+        out.append({"p50_ms": q["next"].get("p50_ms"), "p99_ms": q["next"].get("p99_ms"),
+                    "max_ms": q["next"].get("max_ms"), "labels_per_s": q["labels_per_s"]})
+        scale.log(json.dumps(out[-1]))
+        time.sleep(3)
+    p99 = sorted(o["p99_ms"] for o in out)
+    print(json.dumps({"runs": out, "median_p99_ms": p99[len(p99) // 2]}))
+finally:
+    srv.stop()
+    if args.pg:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", args.pg.rsplit("/", 1)[1]])
