@@ -45,13 +45,7 @@ pub(crate) fn fit_logistic(
     init: Option<Array2<f64>>,
 ) -> Result<LogitFit, LearnerError> {
     let nf = z.ncols();
-    let mut classes = y.to_vec();
-    classes.sort_unstable();
-    classes.dedup();
-    let yi: Vec<usize> = y
-        .iter()
-        .map(|c| classes.binary_search(c).expect("label among classes"))
-        .collect();
+    let (classes, yi) = class_indices(y);
     let mut theta = match init {
         // linfa would stall from here: go straight to the fallback.
         Some(t) if score_spread(z, &t) > LINFA_SAFE_SPREAD => t,
@@ -211,6 +205,18 @@ fn refine(
     }
     let _ = f;
     norm(&g) <= tol
+}
+
+/// The distinct labels of `y`, ascending, and each label's index among them.
+fn class_indices(y: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut classes = y.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    let yi = y
+        .iter()
+        .map(|c| classes.binary_search(c).expect("label among classes"))
+        .collect();
+    (classes, yi)
 }
 
 /// ‖∇‖ of linfa's objective, for parameters in linfa's layout.
@@ -440,13 +446,7 @@ impl<'a> Design<'a> {
     ) -> Result<SubFit, LearnerError> {
         match &self.kind {
             Kind::Sparse(xa) => {
-                let mut classes = y.to_vec();
-                classes.sort_unstable();
-                classes.dedup();
-                let yi: Vec<usize> = y
-                    .iter()
-                    .map(|c| classes.binary_search(c).expect("label among classes"))
-                    .collect();
+                let (classes, yi) = class_indices(y);
                 let (na, k) = (self.active.len(), classes.len());
                 let mut theta = match init {
                     Some(t) if t.dim() == (na + 1, k) => t.as_standard_layout().into_owned(),
