@@ -426,6 +426,25 @@ pub async fn labeled_rows(
         .await
 }
 
+/// How many unlabelled items the project has, counting no further than `n`
+/// (so the cost stays bounded on a large pool).
+pub async fn unlabeled_up_to(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    n: u64,
+) -> Result<u64, DbErr> {
+    let ids: Vec<i64> = Items::find()
+        .select_only()
+        .column(items::Column::Id)
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        .limit(n)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids.len() as u64)
+}
+
 /// Up to `n` unlabelled items picked at random (for the cold start).
 pub async fn unlabeled_sample(
     db: &impl ConnectionTrait,

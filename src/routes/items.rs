@@ -107,10 +107,25 @@ async fn import(
     }
     let out = out?;
     if out.inserted > 0 {
-        spawn_rescore(&state, p.id);
+        // A small pool is ranked before the answer, so the next queue call
+        // already sees the cold-start (or model) order; a large one is
+        // ranked in the background and serves the placeholder order meanwhile.
+        let small = db::items::unlabeled_up_to(&state.read, p.id, RANK_BEFORE_ANSWER + 1).await?
+            <= RANK_BEFORE_ANSWER;
+        if small {
+            if let Err(e) = crate::training::rescore_project(&state, p.id).await {
+                tracing::error!(project_id = p.id, error = %e, "rescoring failed");
+            }
+        } else {
+            spawn_rescore(&state, p.id);
+        }
     }
     Ok(HttpResponse::Ok().json(out))
 }
+
+/// Pools up to this many unlabelled items are ranked before an import
+/// answers: the cold start reads that many at most, so it stays quick.
+const RANK_BEFORE_ANSWER: u64 = crate::training::COLD_START_SAMPLE;
 
 /// Fresh items get a placeholder order until a ranking reaches them: a random
 /// order of runs of this many consecutive rows (by id within a run). Random

@@ -611,7 +611,7 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
 }
 
 /// Pool items the cold start reads (the learner's own sample size).
-const COLD_START_SAMPLE: u64 = 2_000;
+pub const COLD_START_SAMPLE: u64 = 2_000;
 
 /// Index and value of the largest probability.
 pub fn argmax(p: &[f64]) -> (usize, f64) {
