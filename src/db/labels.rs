@@ -13,6 +13,10 @@ pub use labels::Model as Label;
 pub enum LabelError {
     ItemNotFound,
     LeasedToOther,
+    /// The item is in review (or gold): only reviewers decide it.
+    ReviewerOnly,
+    /// The item was escalated: only senior reviewers decide it.
+    SeniorOnly,
     /// With k labels per item, one person labels an item once.
     AlreadyLabeledByYou,
     /// A gold item is answered once per person.
@@ -37,6 +41,10 @@ pub struct NewLabel<'a> {
     pub override_lease: bool,
     /// Labels wanted per item from distinct people (the project's k).
     pub labels_per_item: i32,
+    /// May decide review and gold items (reviewers and above).
+    pub may_review: bool,
+    /// May decide escalated items (senior reviewers).
+    pub may_escalate: bool,
 }
 
 /// What an item's live labels amount to.
@@ -131,6 +139,16 @@ pub async fn create(
     if lease_live && item.lease_owner != Some(n.annotator_id) && !n.override_lease {
         return Err(LabelError::LeasedToOther);
     }
+    // Review items are decided by reviewers only, escalated ones by seniors;
+    // checked on the row locked here, so the check and the label agree.
+    if item.status == "review" || item.status == "gold" {
+        if !n.may_review {
+            return Err(LabelError::ReviewerOnly);
+        }
+        if item.tier.as_deref() == Some("escalate") && !n.may_escalate {
+            return Err(LabelError::SeniorOnly);
+        }
+    }
     if item.status == "gold" {
         let answered = answer_gold(&txn, item, n, now).await?;
         txn.commit().await?;
@@ -172,8 +190,10 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
-    let resolution = if review {
-        // A reviewer's decision is final (also on ties of k annotators).
+    let resolution = if review || n.labels_per_item <= 1 {
+        // A reviewer's decision is final (also on ties of k annotators); with
+        // k = 1 the newest label is final, and that is this one (the item's
+        // row is locked), so its other labels need not be read.
         Resolution::Final(n.label.to_string())
     } else {
         let live = live_labels(&txn, item.id).await?;

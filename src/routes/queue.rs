@@ -204,18 +204,6 @@ async fn create_label(
             ));
         }
     }
-    // Review items are decided by reviewers only, escalated ones by seniors.
-    if let Some(item) = db::items::get(&state.db, p.id, item_id).await? {
-        if item.status == "review" || item.status == "gold" {
-            caller.require(Role::Reviewer)?;
-            if item.tier.as_deref() == Some("escalate") && !caller.senior {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "escalated cases are decided by senior reviewers",
-                ));
-            }
-        }
-    }
     let (mut label, item) = db::labels::create(
         &state.db,
         db::labels::NewLabel {
@@ -227,11 +215,21 @@ async fn create_label(
             duration_ms: body.duration_ms,
             override_lease: caller.role == Role::Admin,
             labels_per_item: spec.labels_per_item,
+            may_review: caller.role.allows(Role::Reviewer),
+            may_escalate: caller.senior,
         },
     )
     .await
     .map_err(|e| match e {
         LabelError::ItemNotFound => ApiError::not_found("item"),
+        LabelError::ReviewerOnly => caller
+            .require(Role::Reviewer)
+            .err()
+            .unwrap_or_else(|| ApiError::internal(anyhow::anyhow!("reviewer check disagrees"))),
+        LabelError::SeniorOnly => ApiError::new(
+            ErrorCode::Forbidden,
+            "escalated cases are decided by senior reviewers",
+        ),
         LabelError::LeasedToOther => ApiError::conflict("this item is leased to another annotator"),
         LabelError::GoldAnsweredByYou => ApiError::conflict("you have answered this item already"),
         LabelError::AlreadyLabeledByYou => {
