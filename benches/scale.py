@@ -213,7 +213,8 @@ class Server:
     def training_seconds(self):
         """Cumulative fit / rescore / rank-tail seconds (and the tails'
         count) from /metrics."""
-        out = {"fit": 0.0, "rescore": 0.0, "rank_tail": 0.0, "rank_tail_count": 0}
+        out = {"fit": 0.0, "rescore": 0.0, "rank_ordered": 0.0, "rank_tail": 0.0,
+               "rank_tail_count": 0}
         for line in self.get("/metrics").splitlines():
             m = re.match(r'loupe_training_duration_seconds_sum\{phase="(\w+)"\} (\S+)', line)
             if m:
@@ -260,6 +261,7 @@ def train(srv, pid, wait_tail=False):
         after = srv.training_seconds()
     return {"wall_s": wall, "fit_s": after["fit"] - before["fit"],
             "rescore_s": after["rescore"] - before["rescore"],
+            "rank_ordered_s": after["rank_ordered"] - before["rank_ordered"],
             "rank_tail_s": after["rank_tail"] - before["rank_tail"],
             "version": v["version"],
             "n_labels": v["n_labels"], "algorithm": v["algorithm"]}
@@ -548,6 +550,10 @@ def summarize(r):
             s[f"labels_per_s_{db}"] = q["labels_per_s"]
             tr = r[db]["train_numeric"]
             s[f"rescore_s_{db}"] = med([t["rescore_s"] for t in tr])
+            # The whole new order in the queue (head + ordered depth), and
+            # every row's prediction rewritten too.
+            s[f"rescore_ordered_s_{db}"] = med([t["rescore_s"] + t.get("rank_ordered_s", 0)
+                                                for t in tr])
             s[f"rescore_with_tail_s_{db}"] = med([t["rescore_s"] + t.get("rank_tail_s", 0)
                                                   for t in tr])
             s[f"fit_numeric_s_{db}"] = med([t["fit_s"] for t in tr])

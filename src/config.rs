@@ -55,7 +55,9 @@ pub struct ServeArgs {
     /// Deeper items get the new model's prediction too, but keep their
     /// earlier order behind these: reordering a row costs ~10× rewriting its
     /// prediction, and a retrain comes long before annotators get that deep.
-    #[arg(long, env = "LOUPE_RANK_DEPTH", default_value_t = 100_000)]
+    /// 50,000 keeps a 1M-item rescore's whole new order in place within
+    /// ~9 s on 2 cores (BENCHMARKS.md).
+    #[arg(long, env = "LOUPE_RANK_DEPTH", default_value_t = 50_000)]
     pub rank_depth: usize,
 }
 
@@ -176,7 +178,7 @@ mod tests {
             demo: false,
             demo_data: "x".into(),
             sqlite_synchronous: SqliteSync::Full,
-            rank_depth: 100_000,
+            rank_depth: 50_000,
         }
     }
     #[test]

@@ -428,12 +428,27 @@ async fn rescore_with_model(
     let mut gg: Vec<f64> = Vec::new();
     let mut preds: Vec<(u32, f64)> = Vec::new();
     let mut after = 0;
+    // Each page is scored on the blocking pool while the next one is read,
+    // so reading (the database's threads) and scoring (a core) overlap.
+    let mut scoring: Option<tokio::task::JoinHandle<Result<_, LearnerError>>> = None;
     loop {
         let page = db::items::unlabeled_page(&state.read, project_id, after, SCORE_PAGE).await?;
+        if let Some(task) = scoring.take() {
+            let (page_ids, ps): (Vec<i64>, learner::PageScores) = task
+                .await
+                .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
+            ids.extend(page_ids);
+            scores.extend(ps.scores);
+            gg.extend(ps.gg);
+            preds.extend(ps.proba.rows().into_iter().map(|p| {
+                let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
+                (best as u32, conf)
+            }));
+        }
         let Some(last) = page.last() else { break };
         after = last.id;
         let m = model.clone();
-        let page_scores = tokio::task::spawn_blocking(move || {
+        scoring = Some(tokio::task::spawn_blocking(move || {
             let seed = (m.meta.version as u64) << 32 ^ page[0].id as u64;
             let rows = decode_rows(page);
             let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
@@ -443,16 +458,6 @@ async fn rescore_with_model(
             let ps = learner::score_page(&m.model, &inputs(&xs), strategy.to_learner(), seed)?;
             let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
             Ok::<_, LearnerError>((ids, ps))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
-        let (page_ids, ps) = page_scores;
-        ids.extend(page_ids);
-        scores.extend(ps.scores);
-        gg.extend(ps.gg);
-        preds.extend(ps.proba.rows().into_iter().map(|p| {
-            let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
-            (best as u32, conf)
         }));
     }
     if ids.is_empty() {
@@ -546,6 +551,12 @@ async fn write_ranking(
             (ordered, ScoreWrite::Rank(epoch), RANK_TAIL_ROWS_PER_TXN),
             (deep, ScoreWrite::PredictionOnly, PREDICTION_ROWS_PER_TXN),
         ] {
+            if matches!(what, ScoreWrite::PredictionOnly) {
+                // The queue follows the whole ordered depth from here on.
+                seconds
+                    .with_label_values(&["rank_ordered"])
+                    .observe(started.elapsed().as_secs_f64());
+            }
             part.sort_unstable_by_key(|s| s.id);
             for chunk in part.chunks(per_txn) {
                 if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
