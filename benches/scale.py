@@ -21,7 +21,8 @@ What it measures (medians of --runs where a phase is cheap enough to repeat):
   (loadgen), queue/next latency percentiles, SQLite and PostgreSQL;
 - 20-class text: fit on all training docs, test accuracy, vs sklearn
   TfidfVectorizer + LogisticRegression (defaults) fit on the same docs;
-- predict: batch rows/s over HTTP vs sklearn's in-process predict_proba on the
+- predict: batch rows/s over HTTP (JSON; numeric rows also as .npy arrays)
+  vs sklearn's in-process predict_proba on the
   same rows (numeric and text); single-item requests/s and p99 at concurrency.
 """
 import argparse
@@ -330,10 +331,23 @@ def predict_phase(srv, pid, rows_single, rows_batch, batch, workdir, name, args)
     bodies_1 = write_bodies(os.path.join(workdir, f"{name}.single.jsonl"),
                             [[r] for r in rows_single])
     out = {"batch": [], "single": []}
+    # Numeric rows also go as .npy arrays (Content-Type: application/x-npy).
+    npy_dir = None
+    if all("features" in r and "text" not in r for r in rows_batch):
+        npy_dir = os.path.join(workdir, f"{name}.npy")
+        os.makedirs(npy_dir, exist_ok=True)
+        for k, i in enumerate(range(0, len(rows_batch), batch)):
+            np.save(os.path.join(npy_dir, f"{k:04}.npy"),
+                    np.array([r["features"] for r in rows_batch[i:i + batch]], dtype=np.float64))
+        out["batch_npy"] = []
     for _ in range(args.runs):
         b = loadgen("predict", srv.base, pid, svc, 2, args.predict_seconds, bodies_b)
         b["rows_per_s"] = b["requests_per_s"] * batch
         out["batch"].append(b)
+        if npy_dir:
+            b = loadgen("predict", srv.base, pid, svc, 2, args.predict_seconds, npy_dir)
+            b["rows_per_s"] = b["requests_per_s"] * batch
+            out["batch_npy"].append(b)
         out["single"].append(loadgen("predict", srv.base, pid, svc, args.single_concurrency,
                                      args.predict_seconds, bodies_1))
     return out
@@ -578,6 +592,11 @@ def summarize(r):
         rb = med([b["rows_per_s"] for b in p["batch"]])
         s[f"predict_batch_{kind}_rows_per_s"] = rb
         s[f"predict_batch_{kind}_ratio_vs_sklearn"] = rb / pe[f"{kind}_predict_proba_rows_per_s"]
+        if p.get("batch_npy"):
+            rn = med([b["rows_per_s"] for b in p["batch_npy"]])
+            s[f"predict_batch_{kind}_npy_rows_per_s"] = rn
+            s[f"predict_batch_{kind}_npy_ratio_vs_sklearn"] = (
+                rn / pe[f"{kind}_predict_proba_rows_per_s"])
         s[f"predict_single_{kind}_rps"] = med([b["requests_per_s"] for b in p["single"]])
         s[f"predict_single_{kind}_p99_ms"] = med([b["latency"]["p99_ms"] for b in p["single"]])
         s[f"predict_single_{kind}_ratio_vs_sklearn"] = (

@@ -5,9 +5,11 @@
 //!     one annotator per token, each looping queue/next (n = 1) → label until
 //!     SECONDS pass or the queue is empty; the oracle label is the part of the
 //!     item's external_id after its last "__".
-//! loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES.jsonl
+//! loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES
 //!     CONCURRENCY workers POST …/predict with the request bodies of
-//!     BODIES.jsonl (one a line, in turn) until SECONDS pass.
+//!     BODIES (in turn) until SECONDS pass: a .jsonl file, one JSON body a
+//!     line, or a directory of .npy files, each sent as
+//!     `Content-Type: application/x-npy` with `Accept: application/x-npy`.
 //! ```
 //! Prints one JSON object: counts, rates and latency percentiles (ms).
 //! Runs on one thread so that the server under test keeps the other core.
@@ -79,11 +81,47 @@ async fn annotator(
     Ok((next_ms, label_ms, errors))
 }
 
+/// Request bodies of one content type (shared, never copied per request).
+struct Bodies {
+    content_type: &'static str,
+    list: Vec<actix_web::web::Bytes>,
+}
+
+impl Bodies {
+    fn read(path: &str) -> anyhow::Result<Bodies> {
+        let out = if std::path::Path::new(path).is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(path)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            files.retain(|f| f.extension().is_some_and(|e| e == "npy"));
+            files.sort();
+            Bodies {
+                content_type: "application/x-npy",
+                list: files
+                    .iter()
+                    .map(|f| std::fs::read(f).map(Into::into))
+                    .collect::<Result<_, _>>()?,
+            }
+        } else {
+            Bodies {
+                content_type: "application/json",
+                list: std::fs::read_to_string(path)?
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| l.to_string().into())
+                    .collect(),
+            }
+        };
+        anyhow::ensure!(!out.list.is_empty(), "no request bodies in {path}");
+        Ok(out)
+    }
+}
+
 async fn predictor(
     client: reqwest::Client,
     url: Arc<String>,
     token: Arc<String>,
-    bodies: Arc<Vec<String>>,
+    bodies: Arc<Bodies>,
     start: usize,
     deadline: Instant,
 ) -> anyhow::Result<(Vec<f64>, u64)> {
@@ -94,8 +132,9 @@ async fn predictor(
         let r = client
             .post(url.as_str())
             .bearer_auth(token.as_str())
-            .header("content-type", "application/json")
-            .body(bodies[i % bodies.len()].clone())
+            .header("content-type", bodies.content_type)
+            .header("accept", bodies.content_type)
+            .body(bodies.list[i % bodies.list.len()].clone())
             .send()
             .await?;
         if !r.status().is_success() {
@@ -157,13 +196,7 @@ fn main() -> anyhow::Result<()> {
             let token = Arc::new(args[3].clone());
             let conc: usize = args[4].parse()?;
             let secs: f64 = args[5].parse()?;
-            let bodies: Vec<String> = std::fs::read_to_string(&args[6])?
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect();
-            anyhow::ensure!(!bodies.is_empty(), "no request bodies in {}", args[6]);
-            let bodies = Arc::new(bodies);
+            let bodies = Arc::new(Bodies::read(&args[6])?);
             rt.block_on(async {
                 let start = Instant::now();
                 let deadline = start + Duration::from_secs_f64(secs);
@@ -197,7 +230,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => anyhow::bail!(
             "usage: loadgen annotate URL PID SECONDS TOKEN... | \
-             loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES.jsonl"
+             loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES(.jsonl|dir of .npy)"
         ),
     };
     println!("{out}");

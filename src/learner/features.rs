@@ -197,6 +197,12 @@ impl Scaler {
     pub fn dim(&self) -> usize {
         self.means.len()
     }
+    pub fn means(&self) -> &[f64] {
+        &self.means
+    }
+    pub fn stds(&self) -> &[f64] {
+        &self.stds
+    }
 }
 
 /// The whole featurizer: text columns first, then numeric columns.

@@ -724,3 +724,54 @@ fn agreement_of_successive_models_rises() {
     assert!(late > early && late > 0.97, "{early} {late}");
     assert_eq!(agreement(&c, &c), 1.0);
 }
+
+#[test]
+fn feature_matrix_scoring_equals_per_item_scoring() {
+    let (pool, test, names) = load("digits");
+    let pi = pool.inputs();
+    let (m, _) = train(
+        &sub(&pi, 300),
+        &pool.labels[..300],
+        names.len(),
+        &pi,
+        &TrainParams::default(),
+    )
+    .unwrap();
+    // A temperature other than 1, so that it is applied on both paths.
+    let m = m.with_temperature(1.7);
+    let ti = &test.inputs()[..200];
+    let d = m.feature_len().expect("a features-only model");
+    let flat: Vec<f64> = ti
+        .iter()
+        .flat_map(|i| i.features.unwrap())
+        .copied()
+        .collect();
+    let x = ndarray::ArrayView2::from_shape((ti.len(), d), &flat).unwrap();
+    let got = m.predict_proba_features(x).unwrap();
+    let expected = m.predict_proba(ti).unwrap();
+    let diff = (&got - &expected)
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(diff < 1e-10, "max difference {diff}");
+    // Wrong width, and a model that reads text, are refused.
+    let narrow = ndarray::Array2::<f64>::zeros((1, d - 1));
+    assert!(matches!(
+        m.predict_proba_features(narrow.view()),
+        Err(LearnerError::BadInput(_))
+    ));
+    let txt = [
+        Input {
+            text: Some("free money now"),
+            features: None,
+        },
+        Input {
+            text: Some("meeting at noon"),
+            features: None,
+        },
+    ];
+    let (tm, _) = train(&txt, &[0, 1], 2, &[], &TrainParams::default()).unwrap();
+    assert_eq!(tm.feature_len(), None);
+    assert!(tm
+        .predict_proba_features(ndarray::Array2::<f64>::zeros((1, 1)).view())
+        .is_err());
+}

@@ -5,7 +5,6 @@ use crate::domain::{check_rows, parse_body, BodyFormat, ItemRules, ItemStatus, R
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -34,24 +33,6 @@ pub fn spawn_rescore(state: &web::Data<AppState>, project_id: i64) {
 #[derive(Clone, Copy)]
 pub struct ImportLimit(pub usize);
 
-async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::BytesMut> {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 async fn import(
     state: web::Data<AppState>,
     caller: Caller,
@@ -76,7 +57,7 @@ async fn import(
         .app_data::<ImportLimit>()
         .map(|l| l.0)
         .unwrap_or(64 << 20);
-    let body = read_body(payload, limit).await?;
+    let body = super::read_body(&req, payload, limit).await?;
     let feature_len = super::feature_len(&state, &p).await?;
     // Parsing 100k rows is CPU work: keep it off the executor.
     let (rows, len) = web::block(move || {

@@ -5,6 +5,7 @@ mod gold;
 mod health;
 pub mod items;
 mod models;
+mod npy;
 mod openapi;
 mod predict;
 mod projects;
@@ -110,4 +111,36 @@ pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
+}
+
+/// The request body, refused with 413 `payload_too_large` past `limit` bytes;
+/// `req`'s `Content-Length` sizes the buffer (no regrowing copies).
+pub(crate) async fn read_body(
+    req: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let size_hint = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    use futures_util::StreamExt;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    // A claimed length reserves at most 64 MiB up front: past that the
+    // buffer grows with what actually arrives.
+    let mut body = web::BytesMut::with_capacity(size_hint.unwrap_or(0).min(limit).min(64 << 20));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

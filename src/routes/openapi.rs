@@ -584,19 +584,21 @@ fn operations() -> Vec<Op> {
         ],
         &["label"],
     );
-    let predict_body = props(
-        closed(),
-        vec![
-            (
-                "items",
-                s(list(r("PredictInput"))
-                    .min_items(Some(1))
-                    .max_items(Some(10_000))),
-            ),
-            ("enqueue", s(of(Type::Boolean))),
-        ],
-        &["items"],
-    );
+    let predict_body = || {
+        props(
+            closed(),
+            vec![
+                (
+                    "items",
+                    s(list(r("PredictInput"))
+                        .min_items(Some(1))
+                        .max_items(Some(10_000))),
+                ),
+                ("enqueue", s(of(Type::Boolean))),
+            ],
+            &["items"],
+        )
+    };
     let prediction = props(
         open(),
         vec![
@@ -999,30 +1001,73 @@ fn operations() -> Vec<Op> {
         .ok_ref(200, "the active version", "ModelVersion")
         .err(404, "no such project, or no model yet"),
         // predict.rs
-        op(
-            Post,
-            "/api/v1/projects/{pid}/predict",
-            "predict",
-            "Predict and route",
-            Some("service or admin"),
-        )
-        .json_body(s(predict_body), true)
-        .ok(
-            200,
-            "one prediction per item, in order",
-            props(
-                open(),
-                vec![
-                    ("model_version", s(int())),
-                    ("predictions", s(list(prediction))),
-                ],
-                &["model_version", "predictions"],
-            ),
-        )
-        .errs(&[
-            NO_PROJECT,
-            (409, "no model has been trained yet (`no_model`)"),
-        ]),
+        {
+            let mut o = op(
+                Post,
+                "/api/v1/projects/{pid}/predict",
+                "predict",
+                "Predict and route",
+                Some("service or admin"),
+            )
+            .json_body(s(predict_body()), true);
+            // The same operation takes a NumPy array (features-only projects).
+            o.op = o.op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(JSON, ContentBuilder::new().schema(Some(s(predict_body()))).build())
+                    .content(
+                        "application/x-npy",
+                        ContentBuilder::new()
+                            .schema(Some(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))).description(Some(
+                                "A NumPy .npy file: a 2-D float64 or float32 array, items × \
+                                 features, of a features-only project (C or Fortran order, \
+                                 up to 100,000 items). Routed by the thresholds alone; \
+                                 nothing is enqueued.",
+                            ))))
+                            .build(),
+                    )
+                    .build(),
+            ));
+            o.op = o.op.response(
+                "200",
+                ResponseBuilder::new()
+                    .description(
+                        "one prediction per item, in order; with `Accept: application/x-npy` \
+                         (for an .npy body) one structured array of records (label `<U…`, \
+                         confidence `<f8`, route `<U8`, probabilities `<f8` per project \
+                         label in the project's order) and the version in \
+                         `Loupe-Model-Version`",
+                    )
+                    .content(
+                        JSON,
+                        ContentBuilder::new()
+                            .schema(Some(props(
+                                open(),
+                                vec![
+                                    ("model_version", s(int())),
+                                    ("predictions", s(list(prediction))),
+                                ],
+                                &["model_version", "predictions"],
+                            )))
+                            .build(),
+                    )
+                    .content(
+                        "application/x-npy",
+                        ContentBuilder::new()
+                            .schema(Some(
+                                string()
+                                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+                            ))
+                            .build(),
+                    )
+                    .build(),
+            );
+            o.errs(&[
+                NO_PROJECT,
+                (409, "no model has been trained yet (`no_model`)"),
+                (415, "an .npy body for a project whose model reads text"),
+            ])
+        },
         // stats.rs
         op(
             Get,

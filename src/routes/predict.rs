@@ -1,3 +1,4 @@
+use super::npy;
 use super::project_or_404;
 use crate::auth::Caller;
 use crate::db::{self, items::StoredPrediction};
@@ -6,15 +7,101 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::learner::Input;
 use crate::state::AppState;
 use crate::training::argmax;
-use actix_web::{web, HttpResponse};
+use crate::training::LoadedModel;
+use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
+use actix_web::{guard, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // `.npy` bodies first: `cfg.route` makes a route's guards its resource's,
+    // so any other body falls through to the JSON route.
+    cfg.route(
+        "/projects/{pid}/predict",
+        web::post()
+            .guard(guard::fn_guard(|ctx| {
+                header_names_npy(ctx.head(), CONTENT_TYPE)
+            }))
+            .to(predict_npy),
+    );
     cfg.route("/projects/{pid}/predict", web::post().to(predict));
 }
 
 const MAX_BATCH: usize = 10_000;
+/// Items an `.npy` batch may hold (the body limit, as for imports, applies too).
+const MAX_NPY_ROWS: usize = 100_000;
+
+fn header_names_npy(
+    head: &actix_web::dev::RequestHead,
+    name: actix_web::http::header::HeaderName,
+) -> bool {
+    head.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(npy::names_npy)
+}
+
+fn route_name(route: Route) -> &'static str {
+    match route {
+        Route::Auto => "auto",
+        Route::Review => "review",
+        Route::Escalate => "escalate",
+    }
+}
+
+/// The project's active model, or 409 `no_model`.
+async fn active_model(state: &AppState, project_id: i64) -> ApiResult<Arc<LoadedModel>> {
+    state
+        .models
+        .current(&state.read, project_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoModel,
+                "no model has been trained for this project yet",
+            )
+        })
+}
+
+/// One prediction as the JSON answer shows it.
+fn prediction_json(labels: &[String], pr: &[f64], best: usize, route: Route) -> Value {
+    let probabilities: Map<String, Value> = labels
+        .iter()
+        .zip(pr)
+        .map(|(l, v)| (l.clone(), json!(v)))
+        .collect();
+    json!({
+        "label": labels[best],
+        "confidence": pr[best],
+        "probabilities": probabilities,
+        "route": route,
+        "item_id": Value::Null,
+    })
+}
+
+/// Adds a request's routes to the metrics and the daily counts.
+async fn count_routes(
+    state: &AppState,
+    project_id: i64,
+    per_route: &[(&'static str, i64); 3],
+) -> ApiResult<()> {
+    for &(name, n) in per_route {
+        if n > 0 {
+            state
+                .metrics
+                .predictions
+                .with_label_values(&[name])
+                .inc_by(n as u64);
+        }
+    }
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    if state.route_counts.add(project_id, &day, per_route) {
+        state.route_counts.flush(&state.db).await?;
+    }
+    Ok(())
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,17 +137,7 @@ async fn predict(
         .map(|(i, r)| check_row(r, &rules, &mut len).map_err(|e| format!("items[{i}]: {e}")))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::invalid)?;
-    let model = state
-        .models
-        .current(&state.read, p.id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoModel,
-                "no model has been trained for this project yet",
-            )
-        })?;
+    let model = active_model(&state, p.id).await?;
     let m = model.clone();
     let (rows, proba) = web::block(move || {
         let inputs: Vec<Input> = rows
@@ -89,27 +166,12 @@ async fn predict(
         } else {
             thresholds.route(conf)
         };
-        let route_name = match route {
-            Route::Auto => "auto",
-            Route::Review => "review",
-            Route::Escalate => "escalate",
-        };
-        state
-            .metrics
-            .predictions
-            .with_label_values(&[route_name])
-            .inc();
+        let route_name = route_name(route);
         per_route
             .iter_mut()
             .find(|(r, _)| *r == route_name)
             .expect("route")
             .1 += 1;
-        let probabilities: Map<String, Value> = model
-            .labels
-            .iter()
-            .zip(&pr)
-            .map(|(l, v)| (l.clone(), json!(v)))
-            .collect();
         if enqueue {
             // A random share of auto cases is audited: reviewed blind.
             let audit = route == Route::Auto && rand::random::<f64>() < spec.audit_share;
@@ -134,18 +196,9 @@ async fn predict(
                 },
             ));
         }
-        predictions.push(json!({
-            "label": model.labels[best],
-            "confidence": conf,
-            "probabilities": probabilities,
-            "route": route,
-            "item_id": Value::Null,
-        }));
+        predictions.push(prediction_json(&model.labels, &pr, best, route));
     }
-    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    if state.route_counts.add(p.id, &day, &per_route) {
-        state.route_counts.flush(&state.db).await?;
-    }
+    count_routes(&state, p.id, &per_route).await?;
     if !stored.is_empty() {
         let (idx, rows): (Vec<usize>, Vec<StoredPrediction>) = stored.into_iter().unzip();
         let ids = db::items::store_predictions(&state.db, p.id, &caller.name, rows).await?;
@@ -158,3 +211,96 @@ async fn predict(
         "predictions": predictions,
     })))
 }
+
+/// Batch prediction from a NumPy array (`Content-Type: application/x-npy`):
+/// a features-only project's items as one 2-D float array, items ×
+/// features. Routed by the thresholds alone (no `meta`), nothing enqueued.
+/// The answer is the JSON one, or with `Accept: application/x-npy` one
+/// structured array (see [`npy::write_predictions`]) with the model version
+/// in `Loupe-Model-Version`.
+async fn predict_npy(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Service)?;
+    let (p, _) = project_or_404(&state, path.into_inner()).await?;
+    let model = active_model(&state, p.id).await?;
+    let Some(width) = model.model.feature_len() else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "this project's model reads text: send the items as JSON",
+        ));
+    };
+    // The largest array there may be (float64), and a header; within the
+    // import limit.
+    let limit = req
+        .app_data::<super::items::ImportLimit>()
+        .map_or(64 << 20, |l| l.0)
+        .min((1 << 16) + MAX_NPY_ROWS * width.max(1) * 8);
+    let body = super::read_body(&req, payload, limit).await?;
+    let answer_npy = header_names_npy(req.head(), ACCEPT);
+    let m = model.clone();
+    let (body, per_route) = web::block(move || -> Result<_, String> {
+        let x = npy::read_matrix(&body, MAX_NPY_ROWS)?;
+        drop(body);
+        let proba = m
+            .model
+            .predict_proba_features(x.view())
+            .map_err(|e| e.to_string())?;
+        drop(x);
+        let thresholds = m.thresholds();
+        let mut per_route = [("auto", 0i64), ("review", 0), ("escalate", 0)];
+        let (mut best, mut routes) = (
+            Vec::with_capacity(proba.nrows()),
+            Vec::with_capacity(proba.nrows()),
+        );
+        for pr in proba.rows() {
+            let (b, conf) = argmax(pr.as_slice().expect("standard layout"));
+            let r = thresholds.route(conf) as usize;
+            per_route[r].1 += 1;
+            best.push(b);
+            routes.push(r);
+        }
+        let body = if answer_npy {
+            npy::write_predictions(&m.labels, proba.view(), &best, &routes)
+        } else {
+            let predictions: Vec<Value> = proba
+                .rows()
+                .into_iter()
+                .zip(best.iter().zip(&routes))
+                .map(|(pr, (&b, &r))| {
+                    prediction_json(
+                        &m.labels,
+                        pr.as_slice().expect("standard layout"),
+                        b,
+                        ROUTE_ORDER[r],
+                    )
+                })
+                .collect();
+            serde_json::to_vec(&json!({
+                "model_version": m.meta.version,
+                "predictions": predictions,
+            }))
+            .map_err(|e| e.to_string())?
+        };
+        Ok((body, per_route))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::invalid)?;
+    count_routes(&state, p.id, &per_route).await?;
+    let mut res = HttpResponse::Ok();
+    res.insert_header(("Loupe-Model-Version", model.meta.version.to_string()));
+    if answer_npy {
+        res.content_type(npy::MEDIA_TYPE);
+    } else {
+        res.content_type("application/json");
+    }
+    Ok(res.body(body))
+}
+
+/// [`Route`]s in the order of [`npy::ROUTES`] (`route as usize`).
+const ROUTE_ORDER: [Route; 3] = [Route::Auto, Route::Review, Route::Escalate];

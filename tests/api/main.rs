@@ -12,6 +12,7 @@ mod errors;
 mod flow;
 mod hammer;
 mod openapi;
+mod predict;
 mod queue;
 mod replicas;
 mod restart;
