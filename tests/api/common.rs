@@ -177,6 +177,19 @@ impl TestApp {
         v
     }
 
+    /// Trains the project now (`?wait=true`); returns the new version.
+    pub async fn train(&self, pid: i64) -> Value {
+        let (s, v) = self
+            .post(
+                &format!("/api/v1/projects/{pid}/train?wait=true"),
+                ADMIN,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
     pub async fn counts(&self, pid: i64) -> Value {
         self.get(&format!("/api/v1/projects/{pid}"), ADMIN).await.1["counts"].clone()
     }

@@ -114,6 +114,19 @@ fn error_code(body: &[u8]) -> String {
     v["error"]["code"].as_str().unwrap().to_string()
 }
 
+/// Predictions counted in the project's routing volumes, all days and routes.
+async fn routed(app: &TestApp, pid: i64) -> i64 {
+    let (_, stats) = app
+        .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
+        .await;
+    stats["routing_volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| ["auto", "review", "escalate"].map(|r| d[r].as_i64().unwrap()))
+        .sum()
+}
+
 async fn npy_batches(app: TestApp) {
     let svc = app.token("scorer", "service").await;
     let pid = app
@@ -138,14 +151,7 @@ async fn npy_batches(app: TestApp) {
         })
         .collect();
     app.import_json(pid, &rows).await;
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    let v = app.train(pid).await;
     let version = v["version"].as_i64().unwrap();
 
     // Points on a quarter grid: exact in float32 as well.
@@ -221,20 +227,7 @@ async fn npy_batches(app: TestApp) {
     }
 
     // Every prediction counts in the day's routing volumes.
-    let (_, stats) = app
-        .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
-        .await;
-    let total: i64 = stats["routing_volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            ["auto", "review", "escalate"]
-                .iter()
-                .map(|r| d[r].as_i64().unwrap())
-                .sum::<i64>()
-        })
-        .sum();
+    let total = routed(&app, pid).await;
     assert_eq!(total, 3 * test.len() as i64);
 
     // Bad bodies: a clear 400, and nothing counted.
@@ -262,20 +255,7 @@ async fn npy_batches(app: TestApp) {
             "{needle}: {v}"
         );
     }
-    let (_, stats) = app
-        .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
-        .await;
-    let after: i64 = stats["routing_volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            ["auto", "review", "escalate"]
-                .iter()
-                .map(|r| d[r].as_i64().unwrap())
-                .sum::<i64>()
-        })
-        .sum();
+    let after = routed(&app, pid).await;
     assert_eq!(after, total);
 
     // Only services (and admins) predict; unknown projects are 404.
@@ -300,14 +280,7 @@ async fn npy_batches(app: TestApp) {
         })
         .collect();
     app.import_json(tp, &docs).await;
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/projects/{tp}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    app.train(tp).await;
     let (s, _, b) = post_npy(&app, tp, &svc, "application/x-npy", probe).await;
     assert_eq!(
         (s, error_code(&b).as_str()),
