@@ -365,14 +365,7 @@ async fn setup(app: &TestApp) -> World {
         })
         .collect();
     app.import_json(pid, &rows).await;
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    app.train(pid).await;
 
     let (s, v) = app
         .post(

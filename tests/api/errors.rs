@@ -467,14 +467,7 @@ async fn bad_input(app: TestApp) {
                          "label": if i < 4 { Some(if i % 2 == 0 { "a" } else { "b" }) } else { None }}))
         .collect();
     app.import_json(pid, &rows).await;
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    app.train(pid).await;
     app.import_json(other, &[json!({"external_id": "o1", "text": "hello"})])
         .await;
     let item = app

@@ -115,14 +115,7 @@ async fn numeric_loop(app: TestApp) {
             // on every run.
             assert!(scores.iter().all(|s| *s > 1.0), "{scores:?}");
         }
-        let (s, v) = app
-            .post(
-                &format!("/api/v1/projects/{pid}/train?wait=true"),
-                ADMIN,
-                json!({}),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
+        let v = app.train(pid).await;
         assert_eq!(v["n_labels"], budget);
         for k in ["accuracy", "macro_f1", "log_loss", "ece", "evaluated_on"] {
             assert!(v["metrics"][k].is_number(), "metric {k} in {v}");
@@ -223,14 +216,7 @@ async fn text_loop(app: TestApp) {
     // The active loop: a batch of labels from the queue, a retrain, again.
     for _ in 0..6 {
         label_from_queue(&app, pid, &annotator, &oracle, 20).await;
-        let (s, v) = app
-            .post(
-                &format!("/api/v1/projects/{pid}/train?wait=true"),
-                ADMIN,
-                json!({}),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
+        app.train(pid).await;
     }
     let acc = accuracy(&app, pid, &test).await;
     eprintln!("spamassassin accuracy at 120 labels over HTTP: {acc:.3}");

@@ -17,14 +17,7 @@ async fn trained_project(app: &TestApp, routing: Value) -> i64 {
         })
         .collect();
     app.import_json(pid, &rows).await;
-    let (s, v) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    app.train(pid).await;
     pid
 }
 
