@@ -167,6 +167,19 @@ pub enum Route {
     Escalate,
 }
 
+impl Route {
+    /// Every route, in the order of their counts (`route as usize`).
+    pub const ALL: [Route; 3] = [Route::Auto, Route::Review, Route::Escalate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Auto => "auto",
+            Route::Review => "review",
+            Route::Escalate => "escalate",
+        }
+    }
+}
+
 pub fn parse_target_precision(v: Option<f64>) -> Result<Option<f64>, String> {
     match v {
         Some(p) if !p.is_finite() || p <= 0.0 || p >= 1.0 => {

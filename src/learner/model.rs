@@ -256,6 +256,30 @@ pub(crate) fn scores_to_proba(
     scores_to_proba_t(scores, classes, n_classes, 1.0)
 }
 
+/// [`scores_to_proba_t`] taking the scores: when every project label was
+/// seen (in order), the softmax runs in place on them — the same arithmetic,
+/// without a second matrix.
+fn into_proba(
+    mut scores: Array2<f64>,
+    classes: &[usize],
+    n_classes: usize,
+    temperature: f64,
+) -> Array2<f64> {
+    let every_class =
+        classes.len() == n_classes && classes.iter().enumerate().all(|(i, &c)| i == c);
+    if !every_class {
+        return scores_to_proba_t(scores.view(), classes, n_classes, temperature);
+    }
+    let inv_t = 1.0 / temperature;
+    for mut row in scores.rows_mut() {
+        if inv_t != 1.0 {
+            row *= inv_t;
+        }
+        softmax_inplace(row);
+    }
+    scores
+}
+
 /// [`scores_to_proba`] of the scores divided by a temperature.
 pub(crate) fn scores_to_proba_t(
     scores: ArrayView2<f64>,
@@ -860,8 +884,8 @@ impl FittedModel {
 
     /// Calibrated probabilities of an already featurized matrix.
     pub(crate) fn proba_csr(&self, x: &Csr) -> Array2<f64> {
-        scores_to_proba_t(
-            self.scores_csr(x).view(),
+        into_proba(
+            self.scores_csr(x),
             &self.classes,
             self.n_classes,
             self.temperature,
@@ -908,25 +932,12 @@ impl FittedModel {
         }
         let mut scores = x.dot(&f.w);
         scores += &f.b;
-        let every_class = self.classes.len() == self.n_classes
-            && self.classes.iter().enumerate().all(|(i, &c)| i == c);
-        if !every_class {
-            return Ok(scores_to_proba_t(
-                scores.view(),
-                &self.classes,
-                self.n_classes,
-                self.temperature,
-            ));
-        }
-        // Every label seen, in order: the softmax in place, row by row.
-        let inv_t = 1.0 / self.temperature;
-        for mut row in scores.rows_mut() {
-            if inv_t != 1.0 {
-                row *= inv_t;
-            }
-            softmax_inplace(row);
-        }
-        Ok(scores)
+        Ok(into_proba(
+            scores,
+            &self.classes,
+            self.n_classes,
+            self.temperature,
+        ))
     }
 
     fn predict_proba_at(&self, items: &[Input], t: f64) -> Result<Array2<f64>, LearnerError> {
@@ -937,12 +948,7 @@ impl FittedModel {
             self.featurizer.transform_row(it, &mut row)?;
             self.score_row(&row, s);
         }
-        Ok(scores_to_proba_t(
-            scores.view(),
-            &self.classes,
-            self.n_classes,
-            t,
-        ))
+        Ok(into_proba(scores, &self.classes, self.n_classes, t))
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, LearnerError> {

@@ -3,6 +3,7 @@
 //! predictions go out as one structured array (`np.load` reads both).
 //! Only what that needs: float arrays in, one record layout out.
 
+use crate::domain::Route;
 use ndarray::{Array2, ArrayView2};
 
 pub const MEDIA_TYPE: &str = "application/x-npy";
@@ -216,18 +217,15 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Where a prediction goes (the JSON answer's `route`).
-pub const ROUTES: [&str; 3] = ["auto", "review", "escalate"];
-
 /// The predictions as a structured array, one record per item:
 /// `label` (`<U…`), `confidence` (`<f8`), `route` (`<U8`) and
 /// `probabilities` (`<f8`, one per project label, in the project's order).
-/// `best[i]` indexes `labels`, `routes[i]` indexes [`ROUTES`].
+/// `best[i]` indexes `labels`.
 pub fn write_predictions(
     labels: &[String],
     proba: ArrayView2<f64>,
     best: &[usize],
-    routes: &[usize],
+    routes: &[Route],
 ) -> Vec<u8> {
     let label_chars = labels
         .iter()
@@ -250,13 +248,13 @@ pub fn write_predictions(
         out
     };
     let label_cells: Vec<Vec<u8>> = labels.iter().map(|l| utf32(l, label_chars)).collect();
-    let route_cells: Vec<Vec<u8>> = ROUTES.iter().map(|r| utf32(r, 8)).collect();
+    let route_cells: Vec<Vec<u8>> = Route::ALL.iter().map(|r| utf32(r.as_str(), 8)).collect();
     let record = label_chars * 4 + 8 + 32 + 8 * k;
     let mut out = with_header(&header, record * proba.nrows());
     for ((p, &b), &r) in proba.rows().into_iter().zip(best).zip(routes) {
         out.extend_from_slice(&label_cells[b]);
         out.extend_from_slice(&p[b].to_le_bytes());
-        out.extend_from_slice(&route_cells[r]);
+        out.extend_from_slice(&route_cells[r as usize]);
         for v in p {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -382,7 +380,7 @@ mod tests {
     fn predictions_are_a_structured_array() {
         let labels = vec!["ham".to_string(), "spät".to_string()];
         let p = array![[0.9, 0.1], [0.2, 0.8]];
-        let b = write_predictions(&labels, p.view(), &[0, 1], &[0, 2]);
+        let b = write_predictions(&labels, p.view(), &[0, 1], &[Route::Auto, Route::Escalate]);
         let header_len = u16::from_le_bytes([b[8], b[9]]) as usize;
         let header = std::str::from_utf8(&b[10..10 + header_len]).unwrap();
         assert!(header.starts_with(

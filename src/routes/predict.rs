@@ -42,14 +42,6 @@ fn header_names_npy(
         .is_some_and(npy::names_npy)
 }
 
-fn route_name(route: Route) -> &'static str {
-    match route {
-        Route::Auto => "auto",
-        Route::Review => "review",
-        Route::Escalate => "escalate",
-    }
-}
-
 /// The project's active model, or 409 `no_model`.
 async fn active_model(state: &AppState, project_id: i64) -> ApiResult<Arc<LoadedModel>> {
     state
@@ -81,13 +73,11 @@ fn prediction_json(labels: &[String], pr: &[f64], best: usize, route: Route) -> 
     })
 }
 
-/// Adds a request's routes to the metrics and the daily counts.
-async fn count_routes(
-    state: &AppState,
-    project_id: i64,
-    per_route: &[(&'static str, i64); 3],
-) -> ApiResult<()> {
-    for &(name, n) in per_route {
+/// Adds a request's routes (counts indexed by `route as usize`) to the
+/// metrics and the daily counts.
+async fn count_routes(state: &AppState, project_id: i64, per_route: [i64; 3]) -> ApiResult<()> {
+    let named = Route::ALL.map(|r| (r.as_str(), per_route[r as usize]));
+    for &(name, n) in &named {
         if n > 0 {
             state
                 .metrics
@@ -97,7 +87,7 @@ async fn count_routes(
         }
     }
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    if state.route_counts.add(project_id, &day, per_route) {
+    if state.route_counts.add(project_id, &day, &named) {
         state.route_counts.flush(&state.db).await?;
     }
     Ok(())
@@ -156,7 +146,7 @@ async fn predict(
     let thresholds = model.thresholds();
     let mut predictions = Vec::with_capacity(rows.len());
     let mut stored = Vec::new();
-    let mut per_route = [("auto", 0i64), ("review", 0), ("escalate", 0)];
+    let mut per_route = [0i64; 3];
     for (row, pr) in rows.into_iter().zip(proba.rows()) {
         let pr = pr.to_vec();
         let (best, conf) = argmax(&pr);
@@ -166,12 +156,7 @@ async fn predict(
         } else {
             thresholds.route(conf)
         };
-        let route_name = route_name(route);
-        per_route
-            .iter_mut()
-            .find(|(r, _)| *r == route_name)
-            .expect("route")
-            .1 += 1;
+        per_route[route as usize] += 1;
         if enqueue {
             // A random share of auto cases is audited: reviewed blind.
             let audit = route == Route::Auto && rand::random::<f64>() < spec.audit_share;
@@ -198,7 +183,7 @@ async fn predict(
         }
         predictions.push(prediction_json(&model.labels, &pr, best, route));
     }
-    count_routes(&state, p.id, &per_route).await?;
+    count_routes(&state, p.id, per_route).await?;
     if !stored.is_empty() {
         let (idx, rows): (Vec<usize>, Vec<StoredPrediction>) = stored.into_iter().unzip();
         let ids = db::items::store_predictions(&state.db, p.id, &caller.name, rows).await?;
@@ -252,15 +237,15 @@ async fn predict_npy(
             .map_err(|e| e.to_string())?;
         drop(x);
         let thresholds = m.thresholds();
-        let mut per_route = [("auto", 0i64), ("review", 0), ("escalate", 0)];
+        let mut per_route = [0i64; 3];
         let (mut best, mut routes) = (
             Vec::with_capacity(proba.nrows()),
             Vec::with_capacity(proba.nrows()),
         );
         for pr in proba.rows() {
             let (b, conf) = argmax(pr.as_slice().expect("standard layout"));
-            let r = thresholds.route(conf) as usize;
-            per_route[r].1 += 1;
+            let r = thresholds.route(conf);
+            per_route[r as usize] += 1;
             best.push(b);
             routes.push(r);
         }
@@ -272,12 +257,7 @@ async fn predict_npy(
                 .into_iter()
                 .zip(best.iter().zip(&routes))
                 .map(|(pr, (&b, &r))| {
-                    prediction_json(
-                        &m.labels,
-                        pr.as_slice().expect("standard layout"),
-                        b,
-                        ROUTE_ORDER[r],
-                    )
+                    prediction_json(&m.labels, pr.as_slice().expect("standard layout"), b, r)
                 })
                 .collect();
             serde_json::to_vec(&json!({
@@ -291,7 +271,7 @@ async fn predict_npy(
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::invalid)?;
-    count_routes(&state, p.id, &per_route).await?;
+    count_routes(&state, p.id, per_route).await?;
     let mut res = HttpResponse::Ok();
     res.insert_header(("Loupe-Model-Version", model.meta.version.to_string()));
     if answer_npy {
@@ -301,6 +281,3 @@ async fn predict_npy(
     }
     Ok(res.body(body))
 }
-
-/// [`Route`]s in the order of [`npy::ROUTES`] (`route as usize`).
-const ROUTE_ORDER: [Route; 3] = [Route::Auto, Route::Review, Route::Escalate];
