@@ -52,11 +52,10 @@ pub struct ServeArgs {
     pub sqlite_synchronous: SqliteSync,
     /// Pool items a retrain puts in the new model's queue order (the first
     /// 20,000 before the training returns, the rest in the background).
-    /// Deeper items get the new model's prediction too, but keep their
-    /// earlier order behind these: reordering a row costs ~10× rewriting its
-    /// prediction, and a retrain comes long before annotators get that deep.
-    /// 50,000 keeps a 1M-item rescore's whole new order in place within
-    /// ~9 s on 2 cores (BENCHMARKS.md).
+    /// Deeper items keep their earlier order behind these (a retrain comes
+    /// long before annotators get that deep) and their stored prediction;
+    /// item views score them with the new model when asked, and the
+    /// dashboard's histogram counts the whole pool (BENCHMARKS.md).
     #[arg(long, env = "LOUPE_RANK_DEPTH", default_value_t = 50_000)]
     pub rank_depth: usize,
 }
@@ -66,8 +65,8 @@ pub struct ServeArgs {
 pub struct RankDepth {
     /// Rows written before a rescore returns, best first.
     pub sync_rows: usize,
-    /// Rows given the new order in all (the sync rows included); the rest of
-    /// the pool only gets the new predictions.
+    /// Rows given the new order and prediction in all (the sync rows
+    /// included); the rest of the pool is left as it is.
     pub ordered_rows: usize,
 }
 
@@ -148,7 +147,7 @@ impl Settings {
 
     /// Settings for tests: a given database, a random port, and a ranking
     /// depth small enough that a 24k-item pool has all three parts (written
-    /// at once, ordered in the background, predictions only).
+    /// at once, ordered in the background, left as it was).
     pub fn for_tests(database_url: &str, admin_token: &str) -> Settings {
         Settings {
             database_url: database_url.to_string(),

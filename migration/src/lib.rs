@@ -7,6 +7,7 @@ mod m20261124_000002_review_and_audit;
 mod m20261124_000003_gold_items;
 mod m20261124_220000_create_schedule_ticks;
 mod m20261125_000001_rank_epoch;
+mod m20261201_000001_pool_confidence;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_gold_items::Migration),
             Box::new(m20261124_220000_create_schedule_ticks::Migration),
             Box::new(m20261125_000001_rank_epoch::Migration),
+            Box::new(m20261201_000001_pool_confidence::Migration),
         ]
     }
 }

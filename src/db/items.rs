@@ -491,17 +491,44 @@ pub async fn demote_cold_start_head(
     Ok(())
 }
 
-/// A page of unlabelled items (id order) for scoring.
+/// The smallest and largest id among a project's unlabelled items (two
+/// index seeks).
+pub async fn unlabeled_id_span(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> Result<Option<(i64, i64)>, DbErr> {
+    let end = |desc: bool| {
+        let q = Items::find()
+            .select_only()
+            .column(items::Column::Id)
+            .filter(items::Column::ProjectId.eq(project_id))
+            .filter(items::Column::Status.eq("unlabeled"));
+        if desc {
+            q.order_by_desc(items::Column::Id)
+        } else {
+            q.order_by_asc(items::Column::Id)
+        }
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+    };
+    Ok(end(false).await?.zip(end(true).await?))
+}
+
+/// A page of unlabelled items with ids in `(after, until]` (id order) for
+/// scoring.
 pub async fn unlabeled_page(
     db: &impl ConnectionTrait,
     project_id: i64,
     after: i64,
+    until: i64,
     limit: u64,
 ) -> Result<Vec<TrainingRow>, DbErr> {
     training_select()
         .filter(items::Column::ProjectId.eq(project_id))
         .filter(items::Column::Status.eq("unlabeled"))
         .filter(items::Column::Id.gt(after))
+        .filter(items::Column::Id.lte(until))
         .order_by_asc(items::Column::Id)
         .limit(limit)
         .into_model::<TrainingRow>()
@@ -560,29 +587,18 @@ const SCORE_ROWS_PER_STATEMENT: usize = 1_000;
 /// but lengthen that wait (measured: queue p99 at a 1M pool, BENCHMARKS.md).
 const SCORE_STATEMENTS_PER_TXN: usize = 1;
 
-/// What [`write_scores`] writes of each row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreWrite {
-    /// Queue order (score, in this rank epoch) and prediction.
-    Rank(i64),
-    /// The prediction only: the row keeps its place in the queue. No queue
-    /// index entry moves, so rows in id order rewrite neighbouring pages only
-    /// (~10× faster than [`ScoreWrite::Rank`] at a 1M pool).
-    PredictionOnly,
-}
-
-/// Writes scores (and predictions) in batched statements:
+/// Writes scores and predictions, under a rank epoch, in batched statements:
 /// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
 /// which both SQLite (≥ 3.33) and PostgreSQL run, a few per transaction.
 pub async fn write_scores(
     db: &sea_orm::DatabaseConnection,
     rows: &[Scored],
-    what: ScoreWrite,
+    epoch: i64,
 ) -> Result<(), DbErr> {
     for group in rows.chunks(SCORE_ROWS_PER_STATEMENT * SCORE_STATEMENTS_PER_TXN) {
         let txn = db.begin().await?;
         for chunk in group.chunks(SCORE_ROWS_PER_STATEMENT) {
-            write_score_chunk(&txn, chunk, what).await?;
+            write_score_chunk(&txn, chunk, epoch).await?;
         }
         txn.commit().await?;
     }
@@ -592,7 +608,7 @@ pub async fn write_scores(
 async fn write_score_chunk(
     db: &impl ConnectionTrait,
     chunk: &[Scored],
-    what: ScoreWrite,
+    epoch: i64,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
@@ -624,13 +640,9 @@ async fn write_score_chunk(
             _ => "(?, ?, ?, ?, ?)".to_string(),
         });
     }
-    let rank = match what {
-        ScoreWrite::Rank(epoch) => format!("score = v.score, rank_epoch = {epoch}, "),
-        ScoreWrite::PredictionOnly => String::new(),
-    };
     let sql = format!(
         "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
-         UPDATE items SET {rank}pred_label = v.pl, \
+         UPDATE items SET score = v.score, rank_epoch = {epoch}, pred_label = v.pl, \
          pred_confidence = v.pc, pred_version = v.pv \
          FROM v WHERE items.id = v.id",
         tuples.join(", ")

@@ -79,6 +79,7 @@ pub async fn insert_active(
         review_threshold: Set(v.review_threshold),
         active: Set(true),
         model: Set(v.model),
+        pool_confidence: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -131,4 +132,36 @@ pub async fn blob(db: &impl ConnectionTrait, id: i64) -> Result<Option<Vec<u8>>,
         .into_tuple::<Vec<u8>>()
         .one(db)
         .await
+}
+
+/// Stores the pool's confidence histogram under a version (see
+/// `training::rescore_with_model`).
+pub async fn set_pool_confidence(
+    db: &impl ConnectionTrait,
+    id: i64,
+    histogram: serde_json::Value,
+) -> Result<(), DbErr> {
+    Versions::update_many()
+        .col_expr(
+            model_versions::Column::PoolConfidence,
+            Expr::value(histogram),
+        )
+        .filter(model_versions::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The pool's confidence histogram under a version, once a rescore counted it.
+pub async fn pool_confidence(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<serde_json::Value>, DbErr> {
+    Ok(Versions::find_by_id(id)
+        .select_only()
+        .column(model_versions::Column::PoolConfidence)
+        .into_tuple::<Option<serde_json::Value>>()
+        .one(db)
+        .await?
+        .flatten())
 }

@@ -128,8 +128,16 @@ pub async fn status_counts_all(
         .await
 }
 
+/// The bin of a confidence among 10 equal bins of [0, 1], as
+/// [`confidence_histogram`] counts it in SQL (`c < b/10` puts it below `b`).
+pub fn confidence_bin(c: f64) -> usize {
+    (1..10).find(|&b| c < b as f64 / 10.0).map_or(9, |b| b - 1)
+}
+
 /// Model confidence over the unlabeled pool in 10 equal bins of [0, 1],
-/// counted in the database (a million-item pool never leaves it).
+/// counted in the database from the stored predictions. A rescore counts
+/// every pool item's in memory instead (`db::models::pool_confidence`); this
+/// serves a pool no model has ranked yet.
 pub async fn confidence_histogram(
     db: &impl ConnectionTrait,
     project_id: i64,
@@ -172,6 +180,18 @@ pub async fn confidence_histogram(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn confidence_bins_match_the_sql() {
+        use super::confidence_bin;
+        assert_eq!(confidence_bin(0.0), 0);
+        assert_eq!(confidence_bin(0.099), 0);
+        assert_eq!(confidence_bin(0.1), 1);
+        assert_eq!(confidence_bin(0.5), 5);
+        assert_eq!(confidence_bin(0.899_999), 8);
+        assert_eq!(confidence_bin(0.9), 9);
+        assert_eq!(confidence_bin(1.0), 9);
+    }
+
     #[test]
     fn median_even_odd() {
         assert_eq!(super::median(&[]), None);

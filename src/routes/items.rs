@@ -4,6 +4,7 @@ use crate::db;
 use crate::domain::{check_rows, parse_body, BodyFormat, ItemRules, ItemStatus, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
+use crate::training;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -152,7 +153,7 @@ async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
-    let rows = db::items::list(
+    let mut rows = db::items::list(
         &state.read,
         p.id,
         status.map(ItemStatus::as_str),
@@ -161,7 +162,11 @@ async fn list(
     )
     .await?;
     let has_more = rows.len() as u64 > limit;
-    let rows = &rows[..rows.len().min(limit as usize)];
+    rows.truncate(limit as usize);
+    training::current_predictions(&state, p.id, &mut rows)
+        .await
+        .map_err(super::models::train_error)?;
+    let rows = &rows[..];
     let ids: Vec<i64> = rows.iter().map(|i| i.id).collect();
     let labels = db::labels::for_items(&state.read, &ids).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -178,9 +183,12 @@ async fn get(
     caller.require_any(&[Role::Annotator, Role::Service])?;
     let (pid, item_id) = path.into_inner();
     let (p, _) = project_or_404(&state, pid).await?;
-    let item = db::items::get(&state.db, p.id, item_id)
+    let mut item = db::items::get(&state.db, p.id, item_id)
         .await?
         .ok_or_else(|| ApiError::not_found("item"))?;
+    training::current_predictions(&state, p.id, std::slice::from_mut(&mut item))
+        .await
+        .map_err(super::models::train_error)?;
     let labels = db::labels::for_items(&state.db, &[item.id]).await?;
     Ok(HttpResponse::Ok().json(views::item(&item, &labels)))
 }
@@ -193,9 +201,12 @@ async fn by_external(
     caller.require_any(&[Role::Annotator, Role::Service])?;
     let (pid, ext) = path.into_inner();
     let (p, _) = project_or_404(&state, pid).await?;
-    let item = db::items::get_by_external(&state.db, p.id, &ext)
+    let mut item = db::items::get_by_external(&state.db, p.id, &ext)
         .await?
         .ok_or_else(|| ApiError::not_found("item"))?;
+    training::current_predictions(&state, p.id, std::slice::from_mut(&mut item))
+        .await
+        .map_err(super::models::train_error)?;
     let labels = db::labels::for_items(&state.db, &[item.id]).await?;
     Ok(HttpResponse::Ok().json(views::item(&item, &labels)))
 }

@@ -9,11 +9,7 @@ pub mod threshold;
 
 pub use store::{LoadedModel, ModelBlob, ModelStore};
 
-use crate::db::{
-    self,
-    items::{ScoreWrite, Scored},
-    models::VersionMeta,
-};
+use crate::db::{self, items::Scored, models::VersionMeta};
 use crate::domain::{LabelSet, Strategy};
 use crate::learner::{self, Input, LearnerError};
 use crate::state::AppState;
@@ -193,7 +189,8 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     let watermark = db::labels::max_id(&state.db, project_id).await?;
     let labeled = decode_rows(db::items::labeled_rows(&state.read, project_id).await?);
     let pool = decode_rows(
-        db::items::unlabeled_page(&state.read, project_id, 0, UNSUPERVISED_SAMPLE).await?,
+        db::items::unlabeled_page(&state.read, project_id, 0, i64::MAX, UNSUPERVISED_SAMPLE)
+            .await?,
     );
     let mut y = Vec::with_capacity(labeled.len());
     let mut x_rows = Vec::with_capacity(labeled.len());
@@ -423,46 +420,37 @@ async fn rescore_with_model(
     model: &Arc<LoadedModel>,
     strategy: Strategy,
 ) -> Result<(), TrainError> {
-    let mut ids: Vec<i64> = Vec::new();
-    let mut scores: Vec<f64> = Vec::new();
-    let mut gg: Vec<f64> = Vec::new();
-    let mut preds: Vec<(u32, f64)> = Vec::new();
-    let mut after = 0;
-    // Each page is scored on the blocking pool while the next one is read,
-    // so reading (the database's threads) and scoring (a core) overlap.
-    let mut scoring: Option<tokio::task::JoinHandle<Result<_, LearnerError>>> = None;
-    loop {
-        let page = db::items::unlabeled_page(&state.read, project_id, after, SCORE_PAGE).await?;
-        if let Some(task) = scoring.take() {
-            let (page_ids, ps): (Vec<i64>, learner::PageScores) = task
-                .await
-                .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
-            ids.extend(page_ids);
-            scores.extend(ps.scores);
-            gg.extend(ps.gg);
-            preds.extend(ps.proba.rows().into_iter().map(|p| {
-                let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
-                (best as u32, conf)
-            }));
-        }
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        let m = model.clone();
-        scoring = Some(tokio::task::spawn_blocking(move || {
-            let seed = (m.meta.version as u64) << 32 ^ page[0].id as u64;
-            let rows = decode_rows(page);
-            let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
-                .iter()
-                .map(|(_, t, f, _)| (t.clone(), f.clone()))
-                .collect();
-            let ps = learner::score_page(&m.model, &inputs(&xs), strategy.to_learner(), seed)?;
-            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            Ok::<_, LearnerError>((ids, ps))
-        }));
-    }
+    let started = Instant::now();
+    // Two halves of the pool's id range are read and scored side by side:
+    // reading a page is a reader connection's thread and decoding it the
+    // executor's, so one stream keeps neither core busy.
+    let Some((lo, hi)) = db::items::unlabeled_id_span(&state.read, project_id).await? else {
+        return Ok(());
+    };
+    let mid = lo + (hi - lo) / 2;
+    let (first, second) = tokio::try_join!(
+        score_range(state, project_id, model, strategy, lo - 1, mid),
+        score_range(state, project_id, model, strategy, mid, hi),
+    )?;
+    let PoolScores {
+        mut ids,
+        mut scores,
+        mut gg,
+        mut preds,
+    } = first;
+    ids.extend(second.ids);
+    scores.extend(second.scores);
+    gg.extend(second.gg);
+    preds.extend(second.preds);
     if ids.is_empty() {
         return Ok(());
     }
+    tracing::info!(
+        project_id,
+        rows = ids.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "pool scored"
+    );
     if strategy == Strategy::Auto {
         let seed = (model.meta.version as u64) << 32 ^ project_id as u64;
         let head_len = learner::auto_head_len(learner::DEFAULT_BATCH);
@@ -490,8 +478,21 @@ async fn rescore_with_model(
         .await
         .map_err(|e| anyhow::anyhow!("ranking task: {e}"))??;
     }
+    let mut bins = [0i64; 10];
+    for &(_, conf) in &preds {
+        bins[db::stats::confidence_bin(conf)] += 1;
+    }
+    // Only the first `--rank-depth` rows of the ranking are written; the
+    // rest keep their earlier order behind them.
+    let by_rank =
+        |&a: &usize, &b: &usize| scores[b].total_cmp(&scores[a]).then(ids[a].cmp(&ids[b]));
     let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(ids[a].cmp(&ids[b])));
+    let depth = state.rank_depth.ordered_rows.min(order.len());
+    if depth < order.len() {
+        order.select_nth_unstable_by(depth, by_rank);
+        order.truncate(depth);
+    }
+    order.sort_unstable_by(by_rank);
     let scored: Vec<Scored> = order
         .into_iter()
         .map(|i| Scored {
@@ -506,69 +507,119 @@ async fn rescore_with_model(
         .collect();
     let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
     state.training.set_epoch(project_id, epoch);
-    write_ranking(state, project_id, scored, epoch).await
+    write_ranking(state, project_id, scored, epoch).await?;
+    tracing::info!(
+        project_id,
+        epoch,
+        seconds = started.elapsed().as_secs_f64(),
+        "ranking head written"
+    );
+    let histogram = serde_json::json!({"counts": bins, "scored": ids.len()});
+    db::models::set_pool_confidence(&state.db, model.meta.id, histogram).await?;
+    Ok(())
 }
 
-/// Rows per transaction while the rest is written in the background: short
-/// enough that a label or a lease waits at most a few milliseconds for the
-/// (single, on SQLite) writer. Moving rows in the queue index costs ~70 µs a
-/// row at a 1M pool, rewriting a prediction in id order ~5 µs.
-const RANK_TAIL_ROWS_PER_TXN: usize = 250;
-const PREDICTION_ROWS_PER_TXN: usize = 1_000;
+/// Every row of a part of the pool, scored: id, the strategy's score, the
+/// `auto` candidate weight, and the prediction (class index, confidence).
+#[derive(Default)]
+struct PoolScores {
+    ids: Vec<i64>,
+    scores: Vec<f64>,
+    gg: Vec<f64>,
+    preds: Vec<(u32, f64)>,
+}
 
-/// Writes a ranking (`scored`, best first) in three parts
-/// ([`crate::config::RankDepth`]):
-/// - the head, now, best first;
-/// - the rest of the ordered depth in the background;
-/// - past the depth, in the background too, only the new predictions: those
-///   rows keep their place behind the ordered ones.
-///
-/// The background parts go in small transactions in id order (neighbouring
-/// rows share database pages) and are given up as soon as a newer ranking
-/// of the project starts. Until they are written, the queue serves the
-/// previous ranking after the new head, and those items keep their previous
-/// model's prediction (with its version).
+/// Reads the unlabelled items with ids in `(after, until]` page by page and
+/// scores each page on the blocking pool while the next one is read.
+async fn score_range(
+    state: &AppState,
+    project_id: i64,
+    model: &Arc<LoadedModel>,
+    strategy: Strategy,
+    mut after: i64,
+    until: i64,
+) -> Result<PoolScores, TrainError> {
+    let mut out = PoolScores::default();
+    let mut scoring: Option<tokio::task::JoinHandle<Result<_, LearnerError>>> = None;
+    loop {
+        let page =
+            db::items::unlabeled_page(&state.read, project_id, after, until, SCORE_PAGE).await?;
+        if let Some(task) = scoring.take() {
+            let (page_ids, ps): (Vec<i64>, learner::PageScores) = task
+                .await
+                .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
+            out.ids.extend(page_ids);
+            out.scores.extend(ps.scores);
+            out.gg.extend(ps.gg);
+            out.preds.extend(ps.proba.rows().into_iter().map(|p| {
+                let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
+                (best as u32, conf)
+            }));
+        }
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let m = model.clone();
+        scoring = Some(tokio::task::spawn_blocking(move || {
+            let seed = (m.meta.version as u64) << 32 ^ page[0].id as u64;
+            let rows = decode_rows(page);
+            let xs: Vec<Input> = rows
+                .iter()
+                .map(|(_, t, f, _)| Input {
+                    text: t.as_deref(),
+                    features: f.as_deref(),
+                })
+                .collect();
+            let ps = learner::score_page(&m.model, &xs, strategy.to_learner(), seed)?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            Ok::<_, LearnerError>((ids, ps))
+        }));
+    }
+    Ok(out)
+}
+
+/// Rows per transaction while the rest of the ordered depth is written in
+/// the background: short enough that a label or a lease waits at most a few
+/// milliseconds for the (single, on SQLite) writer. Moving a row in the
+/// queue index costs ~70 µs at a 1M pool.
+const RANK_TAIL_ROWS_PER_TXN: usize = 250;
+
+/// Writes the first rows of a ranking (`scored`, best first, at most
+/// `--rank-depth` of them; [`crate::config::RankDepth`]): the head now,
+/// best first, and the rest in the background, in small transactions in
+/// id order (neighbouring rows share database pages), given up as soon as
+/// a newer ranking of the project starts. The queue serves the newest epoch
+/// first, so until the rest is written it serves the previous ranking after
+/// the new head. Deeper items keep their earlier order, and their stored
+/// prediction: item views show the active model's (see
+/// [`current_predictions`]), so no retrain rewrites a whole large pool.
 async fn write_ranking(
     state: &AppState,
     project_id: i64,
     mut scored: Vec<Scored>,
     epoch: i64,
 ) -> Result<(), TrainError> {
-    let depth = state.rank_depth;
-    let mut ordered = scored.split_off(scored.len().min(depth.sync_rows));
-    db::items::write_scores(&state.db, &scored, ScoreWrite::Rank(epoch)).await?;
-    if ordered.is_empty() {
+    let mut rest = scored.split_off(scored.len().min(state.rank_depth.sync_rows));
+    db::items::write_scores(&state.db, &scored, epoch).await?;
+    if rest.is_empty() {
         return Ok(());
     }
-    let deep = ordered.split_off(ordered.len().min(depth.ordered_rows - depth.sync_rows));
     let db = state.db.clone();
     let epochs = state.training.epochs.clone();
     let seconds = state.metrics.training_seconds.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        let rows = ordered.len() + deep.len();
-        for (mut part, what, per_txn) in [
-            (ordered, ScoreWrite::Rank(epoch), RANK_TAIL_ROWS_PER_TXN),
-            (deep, ScoreWrite::PredictionOnly, PREDICTION_ROWS_PER_TXN),
-        ] {
-            if matches!(what, ScoreWrite::PredictionOnly) {
-                // The queue follows the whole ordered depth from here on.
-                seconds
-                    .with_label_values(&["rank_ordered"])
-                    .observe(started.elapsed().as_secs_f64());
+        let rows = rest.len();
+        rest.sort_unstable_by_key(|s| s.id);
+        for chunk in rest.chunks(RANK_TAIL_ROWS_PER_TXN) {
+            if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
+                tracing::debug!(project_id, epoch, "ranking superseded");
+                return;
             }
-            part.sort_unstable_by_key(|s| s.id);
-            for chunk in part.chunks(per_txn) {
-                if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
-                    tracing::debug!(project_id, epoch, "ranking superseded");
-                    return;
-                }
-                if let Err(e) = db::items::write_scores(&db, chunk, what).await {
-                    tracing::warn!(project_id, epoch, error = %e, "writing the ranking's tail");
-                    return;
-                }
-                tokio::task::yield_now().await;
+            if let Err(e) = db::items::write_scores(&db, chunk, epoch).await {
+                tracing::warn!(project_id, epoch, error = %e, "writing the ranking's tail");
+                return;
             }
+            tokio::task::yield_now().await;
         }
         seconds
             .with_label_values(&["rank_tail"])
@@ -581,6 +632,52 @@ async fn write_ranking(
             "ranking tail written"
         );
     });
+    Ok(())
+}
+
+/// Puts the active model's prediction into the unlabelled items among
+/// `items` whose stored one is another version's or missing, for a view: a
+/// rescore writes predictions only as deep as `--rank-depth`, so a deeper
+/// item is scored here, a page at a time, and nothing is stored.
+pub async fn current_predictions(
+    state: &AppState,
+    project_id: i64,
+    items: &mut [db::items::Item],
+) -> Result<(), TrainError> {
+    if !items.iter().any(|i| i.status == "unlabeled") {
+        return Ok(());
+    }
+    let Some(model) = state.models.current(&state.read, project_id).await? else {
+        return Ok(());
+    };
+    let version = model.meta.version;
+    let stale: Vec<usize> = (0..items.len())
+        .filter(|&k| items[k].status == "unlabeled" && items[k].pred_version != Some(version))
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let xs: Vec<(Option<String>, Option<Vec<f64>>)> = stale
+        .iter()
+        .map(|&k| {
+            let i = &items[k];
+            (
+                i.text.clone(),
+                i.features.as_deref().map(db::items::decode_features),
+            )
+        })
+        .collect();
+    let m = model.clone();
+    let proba = tokio::task::spawn_blocking(move || m.model.predict_proba(&inputs(&xs)))
+        .await
+        .map_err(|e| anyhow::anyhow!("prediction task: {e}"))??;
+    for (&k, p) in stale.iter().zip(proba.rows()) {
+        let (best, conf) = argmax(&p.to_vec());
+        let i = &mut items[k];
+        i.pred_label = Some(model.labels[best].clone());
+        i.pred_confidence = Some(conf);
+        i.pred_version = Some(version);
+    }
     Ok(())
 }
 
@@ -617,7 +714,7 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
     state.training.set_epoch(project_id, epoch);
     db::items::demote_cold_start_head(&state.db, project_id).await?;
-    db::items::write_scores(&state.db, &head, ScoreWrite::Rank(epoch)).await?;
+    db::items::write_scores(&state.db, &head, epoch).await?;
     Ok(())
 }
 

@@ -18,6 +18,9 @@ pub struct Model {
     pub active: bool,
     /// The fitted model with its featurizer state (bincode).
     pub model: Vec<u8>,
+    /// The pool's confidence histogram, counted by the rescore with this
+    /// version (`{"counts": [10 bins], "scored": n}`).
+    pub pool_confidence: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
