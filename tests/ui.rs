@@ -716,6 +716,13 @@ async fn browser_ui() {
         "document.querySelectorAll('#chart-confidence svg rect.bar').length >= 1",
     )
     .await;
+    // Counted by the active model's rescore, and said so.
+    wait_js(
+        &c,
+        "the histogram's model",
+        "/as v4 ranked the pool/.test(document.querySelector('#chart-confidence .chart-foot')?.textContent)",
+    )
+    .await;
     wait_js(
         &c,
         "the routing panel",

@@ -136,7 +136,8 @@ function confidence(hist) {
   return [
     columnChart({ categories: cats, series: [{ name: "items", color: C.accuracy, values: counts }], xLabel: "confidence of the model's top label", yLabel: "items",
       label: `Confidence histogram of ${total} unlabeled items` }),
-    h("div.chart-foot", h("span.muted", `${fmt.int(total)} unlabeled items · ${fmt.int(low)} below 0.7`)),
+    h("div.chart-foot", h("span.muted", `${fmt.int(total)} unlabeled items · ${fmt.int(low)} below 0.7`
+      + (hist.model_version ? ` · as v${hist.model_version} ranked the pool` : ""))),
   ];
 }
 
