@@ -4,7 +4,7 @@
 //! Only what that needs: float arrays in, one record layout out.
 
 use crate::domain::Route;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
 pub const MEDIA_TYPE: &str = "application/x-npy";
 
@@ -21,8 +21,10 @@ pub fn names_npy(header: &str) -> bool {
 
 /// Parses a body holding a 2-D array of `<f8`, `>f8`, `<f4` or `>f4`, in C
 /// or Fortran order, into an items × features matrix of finite numbers, of
-/// 1 to `max_rows` items (checked before the data is read).
-pub fn read_matrix(body: &[u8], max_rows: usize) -> Result<Array2<f64>, String> {
+/// 1 to `max_rows` items (checked before the data is read). Little-endian
+/// float64 data aligned in the body (NumPy pads its header to that) is read
+/// in place; any other is converted.
+pub fn read_matrix(body: &[u8], max_rows: usize) -> Result<CowArray<'_, f64, Ix2>, String> {
     let (header, data) = split(body)?;
     let h = Header::parse(header)?;
     let (big_endian, width) = match h.descr.as_str() {
@@ -58,7 +60,11 @@ pub fn read_matrix(body: &[u8], max_rows: usize) -> Result<Array2<f64>, String> 
             h.descr
         ));
     }
-    let values: Vec<f64> = match (width, big_endian) {
+    let in_place: Option<&[f64]> = (cfg!(target_endian = "little") && width == 8 && !big_endian)
+        .then(|| bytemuck::try_cast_slice(data).ok())
+        .flatten();
+    let converted: Vec<f64> = match (width, big_endian) {
+        _ if in_place.is_some() => Vec::new(),
         (8, false) => data
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -76,6 +82,7 @@ pub fn read_matrix(body: &[u8], max_rows: usize) -> Result<Array2<f64>, String> 
             .map(|b| f32::from_be_bytes(b.try_into().expect("4 bytes")) as f64)
             .collect(),
     };
+    let values: &[f64] = in_place.unwrap_or(&converted);
     // One branch-free pass first; the position only when something is off.
     let all_finite = values.iter().fold(true, |ok, v| ok & v.is_finite());
     if let Some(i) = (!all_finite)
@@ -91,12 +98,21 @@ pub fn read_matrix(body: &[u8], max_rows: usize) -> Result<Array2<f64>, String> 
             "item {r}, feature {c} is not a finite number (no NaN or infinity)"
         ));
     }
-    let m = if h.fortran_order {
-        Array2::from_shape_vec((cols, rows), values).map(|m| m.reversed_axes())
+    let dim = if h.fortran_order {
+        (cols, rows)
     } else {
-        Array2::from_shape_vec((rows, cols), values)
+        (rows, cols)
     };
-    m.map_err(|e| format!("the array's shape: {e}"))
+    let m: CowArray<'_, f64, Ix2> = match in_place {
+        Some(v) => ArrayView2::from_shape(dim, v).map(CowArray::from),
+        None => Array2::from_shape_vec(dim, converted).map(CowArray::from),
+    }
+    .map_err(|e| format!("the array's shape: {e}"))?;
+    Ok(if h.fortran_order {
+        m.reversed_axes()
+    } else {
+        m
+    })
 }
 
 /// Magic, version and header length; the header text and the data after it.
@@ -313,7 +329,26 @@ mod tests {
         let header_len = u16::from_le_bytes([b[8], b[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
         assert_eq!(b[10 + header_len - 1], b'\n');
-        assert_eq!(read_matrix(&b, 10).unwrap(), x);
+        let m = read_matrix(&b, 10).unwrap();
+        assert_eq!(m, x);
+        // Aligned little-endian float64 is read in place; a body at an odd
+        // address is converted, to the same matrix.
+        if b[10 + header_len..].as_ptr().align_offset(8) == 0 {
+            assert!(m.is_view(), "aligned <f8 data is read in place");
+        }
+        let mut odd = vec![0u8];
+        odd.extend_from_slice(&b);
+        let m = read_matrix(&odd[1..], 10).unwrap();
+        assert!(!m.is_view(), "misaligned data is converted");
+        assert_eq!(m, x);
+        let mut fortran = with_header(
+            "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }",
+            0,
+        );
+        for v in x.t().iter() {
+            fortran.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(read_matrix(&fortran, 10).unwrap(), x);
 
         // What numpy writes for float32, Fortran order and big-endian data.
         let mut f32_fortran = with_header(

@@ -230,12 +230,12 @@ async fn predict_npy(
     let m = model.clone();
     let (body, per_route) = web::block(move || -> Result<_, String> {
         let x = npy::read_matrix(&body, MAX_NPY_ROWS)?;
-        drop(body);
         let proba = m
             .model
             .predict_proba_features(x.view())
             .map_err(|e| e.to_string())?;
         drop(x);
+        drop(body);
         let thresholds = m.thresholds();
         let mut per_route = [0i64; 3];
         let (mut best, mut routes) = (
