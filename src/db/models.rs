@@ -135,16 +135,18 @@ pub async fn blob(db: &impl ConnectionTrait, id: i64) -> Result<Option<Vec<u8>>,
 }
 
 /// Stores the pool's confidence histogram under a version (see
-/// `training::rescore_with_model`).
+/// `training::rescore_with_model`): 10 bins of [0, 1] (`db::stats::confidence_bin`)
+/// over the `scored` unlabelled items.
 pub async fn set_pool_confidence(
     db: &impl ConnectionTrait,
     id: i64,
-    histogram: serde_json::Value,
+    counts: [i64; 10],
+    scored: usize,
 ) -> Result<(), DbErr> {
     Versions::update_many()
         .col_expr(
             model_versions::Column::PoolConfidence,
-            Expr::value(histogram),
+            Expr::value(serde_json::json!({"counts": counts, "scored": scored})),
         )
         .filter(model_versions::Column::Id.eq(id))
         .exec(db)
@@ -156,12 +158,13 @@ pub async fn set_pool_confidence(
 pub async fn pool_confidence(
     db: &impl ConnectionTrait,
     id: i64,
-) -> Result<Option<serde_json::Value>, DbErr> {
+) -> Result<Option<[i64; 10]>, DbErr> {
     Ok(Versions::find_by_id(id)
         .select_only()
         .column(model_versions::Column::PoolConfidence)
         .into_tuple::<Option<serde_json::Value>>()
         .one(db)
         .await?
-        .flatten())
+        .flatten()
+        .and_then(|h| serde_json::from_value(h["counts"].clone()).ok()))
 }

@@ -178,6 +178,23 @@ pub async fn confidence_histogram(
     Ok(out)
 }
 
+/// The dashboard's confidence histogram and the version whose rescore
+/// counted it over the whole pool; a pool no model has ranked yet (or only
+/// a version from before such counts) is counted from its stored
+/// predictions, with no version.
+pub async fn pool_histogram(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    active: Option<&super::models::VersionMeta>,
+) -> Result<([i64; 10], Option<i32>), DbErr> {
+    if let Some(v) = active {
+        if let Some(counts) = super::models::pool_confidence(db, v.id).await? {
+            return Ok((counts, Some(v.version)));
+        }
+    }
+    Ok((confidence_histogram(db, project_id).await?, None))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -243,7 +243,7 @@ async fn predict_npy(
             Vec::with_capacity(proba.nrows()),
         );
         for pr in proba.rows() {
-            let (b, conf) = argmax(pr.as_slice().expect("standard layout"));
+            let (b, conf) = argmax(pr);
             let r = thresholds.route(conf);
             per_route[r as usize] += 1;
             best.push(b);

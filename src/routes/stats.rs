@@ -67,22 +67,7 @@ async fn stats(
         active.map(|v| v.label_watermark).unwrap_or(0),
     )
     .await?;
-    // Counted over the whole pool by the active model's last rescore; a
-    // pool no model has ranked yet is counted from its stored predictions.
-    let counted = match active {
-        Some(v) => db::models::pool_confidence(&state.db, v.id)
-            .await?
-            .and_then(|h| serde_json::from_value::<[i64; 10]>(h["counts"].clone()).ok())
-            .map(|c| (c, v.version)),
-        None => None,
-    };
-    let (hist, hist_version) = match counted {
-        Some((c, v)) => (c, Some(v)),
-        None => (
-            db::stats::confidence_histogram(&state.db, p.id).await?,
-            None,
-        ),
-    };
+    let (hist, hist_version) = db::stats::pool_histogram(&state.db, p.id, active).await?;
     let reviews = db::stats::review_rows(&state.db, p.id).await?;
     let human = db::stats::human_labels(&state.db, p.id).await?;
     let gold = db::gold::answers(&state.db, p.id).await?;

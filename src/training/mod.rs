@@ -514,8 +514,7 @@ async fn rescore_with_model(
         seconds = started.elapsed().as_secs_f64(),
         "ranking head written"
     );
-    let histogram = serde_json::json!({"counts": bins, "scored": ids.len()});
-    db::models::set_pool_confidence(&state.db, model.meta.id, histogram).await?;
+    db::models::set_pool_confidence(&state.db, model.meta.id, bins, ids.len()).await?;
     Ok(())
 }
 
@@ -552,7 +551,7 @@ async fn score_range(
             out.scores.extend(ps.scores);
             out.gg.extend(ps.gg);
             out.preds.extend(ps.proba.rows().into_iter().map(|p| {
-                let (best, conf) = argmax(p.as_slice().unwrap_or(&p.to_vec()));
+                let (best, conf) = argmax(p);
                 (best as u32, conf)
             }));
         }
@@ -672,7 +671,7 @@ pub async fn current_predictions(
         .await
         .map_err(|e| anyhow::anyhow!("prediction task: {e}"))??;
     for (&k, p) in stale.iter().zip(proba.rows()) {
-        let (best, conf) = argmax(&p.to_vec());
+        let (best, conf) = argmax(p);
         let i = &mut items[k];
         i.pred_label = Some(model.labels[best].clone());
         i.pred_confidence = Some(conf);
@@ -721,9 +720,10 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
 /// Pool items the cold start reads (the learner's own sample size).
 pub const COLD_START_SAMPLE: u64 = 2_000;
 
-/// Index and value of the largest probability.
-pub fn argmax(p: &[f64]) -> (usize, f64) {
-    p.iter()
+/// Index and value of the largest probability (first on ties): of a slice,
+/// a `Vec` or a matrix row alike, without copying it.
+pub fn argmax<'a>(p: impl IntoIterator<Item = &'a f64>) -> (usize, f64) {
+    p.into_iter()
         .copied()
         .enumerate()
         .fold((0, f64::NEG_INFINITY), |best, (i, v)| {

@@ -87,14 +87,7 @@ async fn backup_of_a_running_server_keeps_every_label_and_the_model() {
             .await;
         assert_eq!(s, 201);
     }
-    let (s, model) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{model}");
+    let model = app.train(pid).await;
     let labels = labels_by_item(&app, pid).await;
     let n_labels: usize = labels
         .values()

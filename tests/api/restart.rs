@@ -32,14 +32,7 @@ async fn restart_keeps_state(app: TestApp) {
             .await;
         assert_eq!(s, 201);
     }
-    let (s, trained) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{trained}");
+    let trained = app.train(pid).await;
     let probe = json!({"items": [{"features": [15.0]}, {"features": [-15.0]}]});
     let (_, before) = app
         .post(

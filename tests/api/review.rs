@@ -819,14 +819,7 @@ async fn gold_items(app: TestApp) {
         .get(&format!("/api/v1/projects/{pid}/stats"), ADMIN)
         .await;
     assert_eq!(st["gold"]["answers"], 7);
-    let (s, m) = app
-        .post(
-            &format!("/api/v1/projects/{pid}/train?wait=true"),
-            ADMIN,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 201, "{m}");
+    let m = app.train(pid).await;
     assert_eq!(
         m["n_labels"], 41,
         "40 seeds and the one real review decision: {m}"
