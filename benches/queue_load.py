@@ -52,7 +52,8 @@ try:
     for r in range(args.runs):
         q = scale.loadgen("annotate", srv.base, pid, args.seconds, *toks)
         out.append({"p50_ms": q["next"].get("p50_ms"), "p99_ms": q["next"].get("p99_ms"),
-                    "max_ms": q["next"].get("max_ms"), "labels_per_s": q["labels_per_s"]})
+                    "max_ms": q["next"].get("max_ms"), "labels_per_s": q["labels_per_s"],
+                    "label_p50_ms": q["label"].get("p50_ms"), "label_p99_ms": q["label"].get("p99_ms")})
         scale.log(json.dumps(out[-1]))
         time.sleep(3)
     p99 = sorted(o["p99_ms"] for o in out)

@@ -33,8 +33,11 @@ impl Application {
             .await
             .context("opening the database's reader connections")?;
 
+        let write_turns =
+            db::turns::WriteTurns::new(conn.get_database_backend() == sea_orm::DbBackend::Sqlite);
         let state = Arc::new(AppState {
             db: conn,
+            write_turns,
             read,
             tokens: Default::default(),
             projects: Default::default(),

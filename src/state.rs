@@ -13,6 +13,9 @@ pub struct AppState {
     /// Reads that need no write: on SQLite, a separate pool that never waits
     /// behind the single writer (see `db::connect_reader`).
     pub read: DatabaseConnection,
+    /// Turns at SQLite's one writer: a lease of the next item goes ahead of
+    /// waiting labels (see `db::turns`).
+    pub write_turns: crate::db::turns::WriteTurns,
     pub tokens: crate::cache::TokenCache,
     pub projects: crate::cache::ProjectCache,
     pub models: ModelStore,

@@ -341,17 +341,25 @@ pub async fn lease_next(
     lease_ms: i64,
 ) -> Result<Vec<Item>, DbErr> {
     // A lease runs from when it is written (a PostgreSQL caller may have
-    // waited for locked rows before).
+    // waited for locked rows before; see also the single statements).
     let lease = |now: i64| {
         Items::update_many()
             .col_expr(items::Column::LeaseOwner, Expr::value(f.owner))
             .col_expr(items::Column::LeaseExpiresAt, Expr::value(now + lease_ms))
     };
-    let mut rows = match db.get_database_backend() {
+    let rows = match db.get_database_backend() {
         DbBackend::Postgres => {
+            // Most leases are served by one statement; only one that came
+            // up short (rows locked by others, or the queue's end) takes
+            // the careful path below for the rest.
+            let mut rows = lease_in_one_statement(db, &f, n, lease_ms).await?;
+            if rows.len() as u64 >= n {
+                return Ok(sorted_best_first(rows));
+            }
             let txn = db.begin().await?;
             let deadline = std::time::Instant::now() + LOCKED_ROWS_WAIT;
-            let mut ids: Vec<i64> = Vec::with_capacity(n as usize);
+            let mut ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let first = ids.len();
             loop {
                 let want = n - ids.len() as u64;
                 let now = super::now_ms();
@@ -366,31 +374,85 @@ pub async fn lease_next(
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
-            let rows = if ids.is_empty() {
-                vec![]
-            } else {
-                lease(super::now_ms())
-                    .filter(items::Column::Id.is_in(ids))
-                    .exec_with_returning(&txn)
-                    .await?
-            };
+            if ids.len() > first {
+                rows.extend(
+                    lease(super::now_ms())
+                        .filter(items::Column::Id.is_in(ids.split_off(first)))
+                        .exec_with_returning(&txn)
+                        .await?,
+                );
+            }
             txn.commit().await?;
             rows
         }
         _ => {
+            // The statement may wait for the one writer connection: the
+            // lease runs from when SQLite runs it ('now' of the statement),
+            // not from when it was sent, so it never seems to start before
+            // an earlier holder let the item go.
             let now = super::now_ms();
-            lease(now)
+            Items::update_many()
+                .col_expr(items::Column::LeaseOwner, Expr::value(f.owner))
+                .col_expr(
+                    items::Column::LeaseExpiresAt,
+                    Expr::cust_with_values(
+                        "CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?",
+                        [lease_ms],
+                    ),
+                )
                 .filter(items::Column::Id.in_subquery(next_ids(&f, now, n, &[], false)))
                 .exec_with_returning(db)
                 .await?
         }
     };
+    Ok(sorted_best_first(rows))
+}
+
+fn sorted_best_first(mut rows: Vec<Item>) -> Vec<Item> {
     rows.sort_by(|a, b| {
         (b.rank_epoch.cmp(&a.rank_epoch))
             .then(b.score.total_cmp(&a.score))
             .then(a.id.cmp(&b.id))
     });
-    Ok(rows)
+    rows
+}
+
+/// PostgreSQL: picks and locks the next `n` rows (`FOR UPDATE SKIP LOCKED`
+/// in a CTE, evaluated once) and leases exactly those, in one statement and
+/// one round trip. The update joins the locked ids rather than rechecking an
+/// `IN (subquery)`, so a row is never dropped after it was picked; it may
+/// still return fewer than `n` rows (rows locked by others are skipped).
+async fn lease_in_one_statement(
+    db: &impl ConnectionTrait,
+    f: &QueueFilter,
+    n: u64,
+    lease_ms: i64,
+) -> Result<Vec<Item>, DbErr> {
+    let now = super::now_ms();
+    let pick = DbBackend::Postgres.build(&next_ids(f, now, n, &[], true));
+    let mut values = pick.values.map(|v| v.0).unwrap_or_default();
+    let (pick, k) = (pick.sql, values.len());
+    values.push(f.owner.into());
+    values.push(lease_ms.into());
+    // The lease runs from when its row is written (after it was locked),
+    // not from when this statement was sent: a caller that waited for a
+    // pooled connection meanwhile must not get a lease that seems to start
+    // before an earlier holder let the item go.
+    let sql = format!(
+        "WITH picked AS ({pick}) UPDATE items SET lease_owner = ${}, \
+         lease_expires_at = floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint + ${} \
+         FROM picked WHERE items.id = picked.id RETURNING items.*",
+        k + 1,
+        k + 2
+    );
+    Items::find()
+        .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(db)
+        .await
 }
 
 /// The columns of a [`TrainingRow`].

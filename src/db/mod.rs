@@ -9,6 +9,7 @@ pub mod models;
 pub mod projects;
 pub mod stats;
 pub mod tokens;
+pub mod turns;
 
 pub use crate::config::SqliteSync;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};

@@ -1,6 +1,6 @@
 use super::{project_or_404, views};
 use crate::auth::Caller;
-use crate::db::{self, labels::LabelError, labels::UndoError};
+use crate::db::{self, labels::LabelError, labels::UndoError, turns::Turn};
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
@@ -68,8 +68,10 @@ async fn lease(
         include_escalated: caller.senior,
         skip_labeled_by_owner: status == "unlabeled" && p.labels_per_item > 1,
     };
+    let turn = state.write_turns.take(Turn::Urgent).await;
     let mut rows =
         db::items::lease_next(&state.db, queue, n, p.lease_seconds as i64 * 1000).await?;
+    drop(turn);
     if status == "review" && !rows.is_empty() && spec.gold_share > 0.0 {
         mix_in_gold(state, caller, p.id, spec.gold_share, &mut rows).await?;
     }
@@ -204,7 +206,8 @@ async fn create_label(
             ));
         }
     }
-    let (mut label, item) = db::labels::create(
+    let turn = state.write_turns.take(Turn::Normal).await;
+    let created = db::labels::create(
         &state.db,
         db::labels::NewLabel {
             project_id: p.id,
@@ -219,8 +222,9 @@ async fn create_label(
             may_escalate: caller.senior,
         },
     )
-    .await
-    .map_err(|e| match e {
+    .await;
+    drop(turn);
+    let (mut label, item) = created.map_err(|e| match e {
         LabelError::ItemNotFound => ApiError::not_found("item"),
         LabelError::ReviewerOnly => caller
             .require(Role::Reviewer)

@@ -56,6 +56,85 @@ async fn concurrent_leases(app: TestApp) {
 
 both_backends!(no_double_lease_under_concurrency, super::concurrent_leases);
 
+/// Labels sent at the same moment (queued for SQLite's writer): each
+/// gets its own answer, a refused one (someone else's lease) changes
+/// nothing and does not hold back the others, and every accepted one is
+/// recorded.
+async fn labels_sent_together(app: TestApp) {
+    let pid = app
+        .project(json!({"name": "p", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let rows: Vec<Value> = (0..60)
+        .map(|i| json!({"external_id": format!("x{i}"), "features": [i as f64, 1.0]}))
+        .collect();
+    app.import_json(pid, &rows).await;
+    let app = Arc::new(app);
+    let next = format!("/api/v1/projects/{pid}/queue/next");
+    let lease = |v: &Value| -> Vec<i64> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["item"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    // A holder who never labels: its items are refused to everyone else.
+    let holder = app.token("holder", "annotator").await;
+    let held = lease(&app.post(&next, &holder, json!({"n": 8})).await.1);
+    assert_eq!(held.len(), 8);
+    let mut tasks = vec![];
+    for (i, &foreign) in held.iter().enumerate() {
+        let t = app.token(&format!("ann{i}"), "annotator").await;
+        let own = lease(&app.post(&next, &t, json!({"n": 4})).await.1);
+        assert_eq!(own.len(), 4);
+        for (id, mine) in own
+            .into_iter()
+            .map(|id| (id, true))
+            .chain([(foreign, false)])
+        {
+            let (app, t) = (app.clone(), t.clone());
+            tasks.push(tokio::spawn(async move {
+                let (s, v) = app
+                    .post(
+                        &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+                        &t,
+                        json!({"label": if id % 2 == 0 { "a" } else { "b" }}),
+                    )
+                    .await;
+                (id, mine, s.as_u16(), v)
+            }));
+        }
+    }
+    let mut accepted = HashSet::new();
+    for task in tasks {
+        let (id, mine, status, v) = task.await.unwrap();
+        if mine {
+            assert_eq!(status, 201, "{v}");
+            assert_eq!(v["item_id"], id);
+            assert_eq!(v["label"], if id % 2 == 0 { "a" } else { "b" });
+            accepted.insert(id);
+        } else {
+            assert_eq!(status, 409, "{v}");
+            assert_eq!(v["error"]["code"], "conflict");
+        }
+    }
+    assert_eq!(accepted.len(), 32);
+    let counts = app.counts(pid).await;
+    assert_eq!(counts["labeled"], 32, "{counts}");
+    for id in &held {
+        let (_, it) = app
+            .get(&format!("/api/v1/projects/{pid}/items/{id}"), ADMIN)
+            .await;
+        assert_eq!(it["status"], "unlabeled", "refused labels wrote nothing");
+        assert_eq!(it["labels"], json!([]), "{it}");
+    }
+}
+
+both_backends!(
+    labels_sent_together_each_get_their_answer,
+    super::labels_sent_together
+);
+
 async fn lease_expiry(app: TestApp) {
     let pid = app
         .project(
