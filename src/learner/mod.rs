@@ -15,6 +15,7 @@ mod strategy;
 mod testdata;
 #[cfg(test)]
 mod tests;
+mod vexp;
 
 pub use coldstart::cold_start_scores;
 pub use metrics::{agreement, Metrics};

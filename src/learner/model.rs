@@ -242,7 +242,11 @@ pub(crate) fn gradient_norm(
 
 pub(crate) fn softmax_inplace(mut v: ArrayViewMut1<f64>) {
     let max = v.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-    v.mapv_inplace(|x| (x - max).exp());
+    v.mapv_inplace(|x| x - max);
+    match v.as_slice_mut() {
+        Some(s) => super::vexp::exp_in_place(s),
+        None => v.mapv_inplace(f64::exp),
+    }
     let sum = v.sum();
     v.mapv_inplace(|x| x / sum);
 }
@@ -271,11 +275,22 @@ fn into_proba(
         return scores_to_proba_t(scores.view(), classes, n_classes, temperature);
     }
     let inv_t = 1.0 / temperature;
+    // The softmax of every row, with one `exp` pass over the whole matrix
+    // (the same arithmetic as [`softmax_inplace`] a row at a time).
     for mut row in scores.rows_mut() {
         if inv_t != 1.0 {
             row *= inv_t;
         }
-        softmax_inplace(row);
+        let max = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        row.mapv_inplace(|x| x - max);
+    }
+    match scores.as_slice_mut() {
+        Some(s) => super::vexp::exp_in_place(s),
+        None => scores.mapv_inplace(f64::exp),
+    }
+    for mut row in scores.rows_mut() {
+        let sum = row.sum();
+        row.mapv_inplace(|x| x / sum);
     }
     scores
 }
