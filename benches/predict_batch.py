@@ -13,6 +13,8 @@ their median.
 
   python3 benches/predict_batch.py                 # 1,000 rows a request
   python3 benches/predict_batch.py --rows 10000    # larger requests
+  python3 benches/predict_batch.py --connections 4 # more requests in flight
+  python3 benches/predict_batch.py --dtype float32 # half the bytes on the wire
 Prints one JSON object; medians over --runs.
 """
 import argparse
@@ -33,6 +35,9 @@ ap.add_argument("--rows", type=int, default=1000, help="rows a request (and a pe
 ap.add_argument("--seconds", type=float, default=10, help="length of each loupe run")
 ap.add_argument("--runs", type=int, default=3)
 ap.add_argument("--connections", type=int, default=2)
+ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                help="the .npy bodies' dtype (digits' values are small integers, exact in "
+                     "float32; loupe scores in float64 either way, the peer reads float64)")
 args = ap.parse_args()
 
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -54,12 +59,12 @@ with open(json_path, "w") as f:
         chunk = xb[i:i + args.rows]
         f.write(json.dumps({"items": [{"features": r.tolist()} for r in chunk]}) + "\n")
         buf = io.BytesIO()
-        np.save(buf, chunk)
+        np.save(buf, chunk.astype(args.dtype))
         with open(os.path.join(npy_dir, f"{k:04}.npy"), "wb") as g:
             g.write(buf.getvalue())
 
 srv = scale.Server(f"sqlite://{work}/p.db?mode=rwc", work, "predict")
-report = {"rows_per_request": args.rows, "connections": args.connections,
+report = {"rows_per_request": args.rows, "connections": args.connections, "dtype": args.dtype,
           "train_rows": len(pool), "loupe_json": [], "loupe_npy": [], "sklearn": []}
 try:
     pid = scale.project(srv, "digits", labels, retrain_cron=None)
