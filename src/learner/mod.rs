@@ -2,6 +2,7 @@
 //! (linfa), held-out metrics, sampling strategies and cold start.
 //!
 //! Self-contained: nothing here refers to the rest of the crate.
+mod affine;
 mod calibrate;
 mod coldstart;
 mod features;

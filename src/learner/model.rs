@@ -15,7 +15,7 @@ use super::sparse;
 use super::{Input, LearnerError, TrainParams};
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// Probability given to a project label no training item has yet.
@@ -241,14 +241,40 @@ pub(crate) fn gradient_norm(
 }
 
 pub(crate) fn softmax_inplace(mut v: ArrayViewMut1<f64>) {
-    let max = v.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-    v.mapv_inplace(|x| x - max);
-    match v.as_slice_mut() {
-        Some(s) => super::vexp::exp_in_place(s),
-        None => v.mapv_inplace(f64::exp),
+    if let Some(s) = v.as_slice_mut() {
+        let k = s.len();
+        return softmax_rows(s, k, 1.0);
     }
+    let max = v.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    v.mapv_inplace(|x| (x - max).exp());
     let sum = v.sum();
     v.mapv_inplace(|x| x / sum);
+}
+
+/// The softmax of each row of `s` (rows of `k` scores, each multiplied by
+/// `inv_t` first), with one vectorized `exp` pass over them all.
+fn softmax_rows(s: &mut [f64], k: usize, inv_t: f64) {
+    if k == 0 {
+        return;
+    }
+    for row in s.chunks_exact_mut(k) {
+        if inv_t != 1.0 {
+            for v in row.iter_mut() {
+                *v *= inv_t;
+            }
+        }
+        let max = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        for v in row.iter_mut() {
+            *v -= max;
+        }
+    }
+    super::vexp::exp_in_place(s);
+    for row in s.chunks_exact_mut(k) {
+        let sum: f64 = row.iter().sum();
+        for v in row.iter_mut() {
+            *v /= sum;
+        }
+    }
 }
 
 /// Softmax over the seen classes, spread into the project's label columns.
@@ -274,23 +300,13 @@ fn into_proba(
     if !every_class {
         return scores_to_proba_t(scores.view(), classes, n_classes, temperature);
     }
-    let inv_t = 1.0 / temperature;
-    // The softmax of every row, with one `exp` pass over the whole matrix
-    // (the same arithmetic as [`softmax_inplace`] a row at a time).
-    for mut row in scores.rows_mut() {
-        if inv_t != 1.0 {
-            row *= inv_t;
-        }
-        let max = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-        row.mapv_inplace(|x| x - max);
-    }
+    let k = scores.ncols();
     match scores.as_slice_mut() {
-        Some(s) => super::vexp::exp_in_place(s),
-        None => scores.mapv_inplace(f64::exp),
-    }
-    for mut row in scores.rows_mut() {
-        let sum = row.sum();
-        row.mapv_inplace(|x| x / sum);
+        Some(s) => softmax_rows(s, k, 1.0 / temperature),
+        None => scores.rows_mut().into_iter().for_each(|mut row| {
+            row *= 1.0 / temperature;
+            softmax_inplace(row)
+        }),
     }
     scores
 }
@@ -681,6 +697,8 @@ struct Folded {
     /// Features × seen classes.
     w: Array2<f64>,
     b: Array1<f64>,
+    /// The same, laid out for rows read from bytes.
+    affine: super::affine::Affine,
 }
 
 impl Folded {
@@ -702,7 +720,8 @@ impl Folded {
             w.row_mut(j).scaled_add(1.0 / sd, &row);
             b.scaled_add(-m / sd, &row);
         }
-        Some(Folded { w, b })
+        let affine = super::affine::Affine::new(w.view(), b.view());
+        Some(Folded { w, b, affine })
     }
 }
 
@@ -935,6 +954,21 @@ impl FittedModel {
     /// matrix product: equal to it up to rounding, and the fast path for
     /// large batches.
     pub fn predict_proba_features(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, LearnerError> {
+        let mut scores = Array2::zeros((x.nrows(), self.classes.len()));
+        self.score_features_into(x, scores.view_mut())?;
+        Ok(self.proba_of_scores(scores))
+    }
+
+    /// The raw scores of a features-only model for a block of rows (items ×
+    /// [`FittedModel::feature_len`], finite), written into `out` (those
+    /// items × the model's seen classes): one part of a batch scored as it
+    /// arrives, turned into probabilities by [`FittedModel::proba_of_scores`]
+    /// once all its blocks are in.
+    pub fn score_features_into(
+        &self,
+        x: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+    ) -> Result<(), LearnerError> {
         let f = self.folded.as_ref().ok_or_else(|| {
             LearnerError::BadInput("this model reads text: send items with their text".into())
         })?;
@@ -945,14 +979,52 @@ impl FittedModel {
                 x.ncols()
             )));
         }
-        let mut scores = x.dot(&f.w);
-        scores += &f.b;
-        Ok(into_proba(
-            scores,
-            &self.classes,
-            self.n_classes,
-            self.temperature,
-        ))
+        if out.dim() != (x.nrows(), f.w.ncols()) {
+            return Err(LearnerError::BadInput(format!(
+                "room for {:?} scores, not {:?}",
+                (x.nrows(), f.w.ncols()),
+                out.dim()
+            )));
+        }
+        ndarray::linalg::general_mat_mul(1.0, &x, &f.w, 0.0, &mut out);
+        out += &f.b;
+        Ok(())
+    }
+
+    /// [`FittedModel::score_features_into`] for rows read straight from
+    /// bytes: `x` holds `n ×` [`FittedModel::feature_len`] little-endian
+    /// float64 values (C order, any alignment), `out` gets `n ×`
+    /// [`FittedModel::score_len`] scores. A row holding a value that is not
+    /// finite gets scores that are not finite.
+    pub fn score_le_rows(&self, x: &[u8], out: &mut [f64]) -> Result<(), LearnerError> {
+        let f = self.folded.as_ref().ok_or_else(|| {
+            LearnerError::BadInput("this model reads text: send items with their text".into())
+        })?;
+        let a = &f.affine;
+        let n = out.len() / a.outputs().max(1);
+        if out.len() != n * a.outputs() || x.len() != n * a.inputs() * 8 {
+            return Err(LearnerError::BadInput(format!(
+                "{} bytes and room for {} scores are not whole rows of {} features and {} scores",
+                x.len(),
+                out.len(),
+                a.inputs(),
+                a.outputs()
+            )));
+        }
+        a.apply_le(x, out);
+        Ok(())
+    }
+
+    /// The classes a features-only model scores (the columns
+    /// [`FittedModel::score_features_into`] fills).
+    pub fn score_len(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Probabilities over every project label from the raw scores of
+    /// [`FittedModel::score_features_into`].
+    pub fn proba_of_scores(&self, scores: Array2<f64>) -> Array2<f64> {
+        into_proba(scores, &self.classes, self.n_classes, self.temperature)
     }
 
     fn predict_proba_at(&self, items: &[Input], t: f64) -> Result<Array2<f64>, LearnerError> {

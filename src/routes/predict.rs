@@ -10,6 +10,7 @@ use crate::training::argmax;
 use crate::training::LoadedModel;
 use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
 use actix_web::{guard, web, HttpRequest, HttpResponse};
+use ndarray::Array2;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -201,15 +202,23 @@ async fn predict(
 /// a features-only project's items as one 2-D float array, items ×
 /// features. Routed by the thresholds alone (no `meta`), nothing enqueued.
 /// The answer is the JSON one, or with `Accept: application/x-npy` one
-/// structured array (see [`npy::write_predictions`]) with the model version
+/// structured array (see [`npy::PredictionWriter`]) with the model version
 /// in `Loupe-Model-Version`.
+///
+/// The rows are predicted as the body arrives, a block of at most 128 KiB
+/// at a time while those bytes are still in cache (see [`NpyBatch`]), so a
+/// large batch is never held whole. A block is tens of microseconds of
+/// arithmetic, less than parsing as much JSON, so it runs where the body is
+/// read; a Fortran-order array, which can only be read whole, is predicted
+/// on the blocking pool.
 async fn predict_npy(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
+    use futures_util::StreamExt;
     caller.require(Role::Service)?;
     let (p, _) = project_or_404(&state, path.into_inner()).await?;
     let model = active_model(&state, p.id).await?;
@@ -225,51 +234,44 @@ async fn predict_npy(
         .app_data::<super::items::ImportLimit>()
         .map_or(64 << 20, |l| l.0)
         .min((1 << 16) + MAX_NPY_ROWS * width.max(1) * 8);
-    let body = super::read_body(&req, payload, limit).await?;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let claimed = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if claimed.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
     let answer_npy = header_names_npy(req.head(), ACCEPT);
-    let m = model.clone();
-    let (body, per_route) = web::block(move || -> Result<_, String> {
-        let x = npy::read_matrix(&body, MAX_NPY_ROWS)?;
-        let proba = m
-            .model
-            .predict_proba_features(x.view())
-            .map_err(|e| e.to_string())?;
-        drop(x);
-        drop(body);
-        let thresholds = m.thresholds();
-        let mut per_route = [0i64; 3];
-        let (mut best, mut routes) = (
-            Vec::with_capacity(proba.nrows()),
-            Vec::with_capacity(proba.nrows()),
-        );
-        for pr in proba.rows() {
-            let (b, conf) = argmax(pr);
-            let r = thresholds.route(conf);
-            per_route[r as usize] += 1;
-            best.push(b);
-            routes.push(r);
+    let mut stream = npy::MatrixStream::new(MAX_NPY_ROWS, Some(width));
+    let mut batch = NpyBatch::new(model.clone(), answer_npy);
+    let mut received = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+        received += chunk.len();
+        if received > limit {
+            return Err(too_large());
         }
-        let body = if answer_npy {
-            npy::write_predictions(&m.labels, proba.view(), &best, &routes)
-        } else {
-            let predictions: Vec<Value> = proba
-                .rows()
-                .into_iter()
-                .zip(best.iter().zip(&routes))
-                .map(|(pr, (&b, &r))| {
-                    prediction_json(&m.labels, pr.as_slice().expect("standard layout"), b, r)
-                })
-                .collect();
-            serde_json::to_vec(&json!({
-                "model_version": m.meta.version,
-                "predictions": predictions,
-            }))
-            .map_err(|e| e.to_string())?
-        };
-        Ok((body, per_route))
-    })
-    .await
-    .map_err(ApiError::internal)?
+        stream
+            .push(&chunk, &mut |b| batch.take(b))
+            .map_err(ApiError::invalid)?;
+    }
+    let whole_at_end = stream.whole_at_end();
+    let finish = move || -> Result<_, String> {
+        stream.finish(&mut |b| batch.take(b))?;
+        batch.finish()
+    };
+    let (body, per_route) = if whole_at_end {
+        web::block(finish).await.map_err(ApiError::internal)?
+    } else {
+        finish()
+    }
     .map_err(ApiError::invalid)?;
     count_routes(&state, p.id, per_route).await?;
     let mut res = HttpResponse::Ok();
@@ -280,4 +282,115 @@ async fn predict_npy(
         res.content_type("application/json");
     }
     Ok(res.body(body))
+}
+
+/// An `.npy` batch's answer, made block by block: each block of rows is
+/// scored, turned into probabilities, routed and written out while it is
+/// in cache; only the answer grows.
+struct NpyBatch {
+    model: Arc<LoadedModel>,
+    thresholds: crate::domain::Thresholds,
+    answer: NpyAnswer,
+    per_route: [i64; 3],
+    /// Per block: the scores, and each row's label and route.
+    scores: Array2<f64>,
+    best: Vec<usize>,
+    routes: Vec<Route>,
+}
+
+enum NpyAnswer {
+    /// Made at the first block, when the number of items is known.
+    Npy(Option<npy::PredictionWriter>),
+    Json(Vec<Value>),
+}
+
+impl NpyBatch {
+    fn new(model: Arc<LoadedModel>, answer_npy: bool) -> NpyBatch {
+        NpyBatch {
+            thresholds: model.thresholds(),
+            model,
+            answer: if answer_npy {
+                NpyAnswer::Npy(None)
+            } else {
+                NpyAnswer::Json(Vec::new())
+            },
+            per_route: [0; 3],
+            scores: Array2::zeros((0, 0)),
+            best: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, b: npy::Block) -> Result<(), String> {
+        let m = &self.model.model;
+        let shape = (b.rows, m.score_len());
+        if self.scores.dim() != shape {
+            self.scores = Array2::zeros(shape);
+        }
+        let scores = self.scores.as_slice_mut().expect("standard layout");
+        m.score_le_rows(b.data, scores).map_err(|e| e.to_string())?;
+        // A value that is not finite spoils its row's scores.
+        if !scores.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            let k = shape.1.max(1);
+            for (r, row) in scores.chunks_exact(k).enumerate() {
+                if let Some(e) = row
+                    .iter()
+                    .any(|v| !v.is_finite())
+                    .then(|| b.non_finite(r))
+                    .flatten()
+                {
+                    return Err(e);
+                }
+            }
+        }
+        let proba = m.proba_of_scores(std::mem::take(&mut self.scores));
+        self.best.clear();
+        self.routes.clear();
+        let k = proba.ncols().max(1);
+        for pr in proba.as_slice().expect("standard layout").chunks_exact(k) {
+            let (best, conf) = argmax(pr);
+            let route = self.thresholds.route(conf);
+            self.per_route[route as usize] += 1;
+            self.best.push(best);
+            self.routes.push(route);
+        }
+        let labels = &self.model.labels;
+        match &mut self.answer {
+            NpyAnswer::Npy(w) => w
+                .get_or_insert_with(|| npy::PredictionWriter::new(labels, b.of))
+                .push(proba.view(), &self.best, &self.routes),
+            NpyAnswer::Json(out) => out.extend(
+                proba
+                    .rows()
+                    .into_iter()
+                    .zip(self.best.iter().zip(&self.routes))
+                    .map(|(pr, (&best, &route))| {
+                        prediction_json(
+                            labels,
+                            pr.as_slice().expect("standard layout"),
+                            best,
+                            route,
+                        )
+                    }),
+            ),
+        }
+        // The scores' room, for the next block.
+        if proba.dim() == shape {
+            self.scores = proba;
+        }
+        Ok(())
+    }
+
+    /// The answer's body, and the items sent each way.
+    fn finish(self) -> Result<(Vec<u8>, [i64; 3]), String> {
+        let body = match self.answer {
+            NpyAnswer::Npy(w) => w.ok_or("no rows were read")?.finish(),
+            NpyAnswer::Json(predictions) => serde_json::to_vec(&json!({
+                "model_version": self.model.meta.version,
+                "predictions": predictions,
+            }))
+            .map_err(|e| e.to_string())?,
+        };
+        Ok((body, self.per_route))
+    }
 }

@@ -199,6 +199,20 @@ async fn npy_batches(app: TestApp) {
         }
     }
 
+    // A batch large enough to arrive in many pieces (over 1 MiB): each row
+    // scored as the JSON route scores it, in order.
+    let many: Vec<Vec<f64>> = (0..5000).map(|i| test[i % test.len()].clone()).collect();
+    let (s, _, body) = post_npy(&app, pid, &svc, "application/x-npy", f64_c_order(&many)).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let recs = records(&body);
+    assert_eq!(recs.len(), many.len());
+    for (i, r) in recs.iter().enumerate() {
+        let p = &reference[i % reference.len()];
+        assert_eq!(r.label, p["label"].as_str().unwrap(), "row {i}");
+        assert_eq!(r.route, p["route"].as_str().unwrap(), "row {i}");
+        assert!((r.confidence - p["confidence"].as_f64().unwrap()).abs() < 1e-9);
+    }
+
     // float32 in Fortran order (what numpy writes for a column-major
     // array), answered as JSON in the usual shape.
     let mut f32_fortran = Vec::new();
@@ -228,17 +242,22 @@ async fn npy_batches(app: TestApp) {
 
     // Every prediction counts in the day's routing volumes.
     let total = routed(&app, pid).await;
-    assert_eq!(total, 3 * test.len() as i64);
+    assert_eq!(total, 3 * test.len() as i64 + many.len() as i64);
 
     // Bad bodies: a clear 400, and nothing counted.
     let nan = f64_c_order(&[vec![0.0, f64::NAN, 1.0]]);
+    // Deep in a large batch, after many rows were scored: named exactly.
+    let mut late = many.clone();
+    late[4321][2] = f64::NEG_INFINITY;
+    let late = f64_c_order(&late);
     let wide = f64_c_order(&[vec![0.0, 1.0, 2.0, 3.0]]);
     let ints = npy("<i8", false, "(1, 3)", &[0u8; 24]);
     let flat = npy("<f8", false, "(3,)", &[0u8; 24]);
     let short = npy("<f8", false, "(2, 3)", &[0u8; 24]);
     let empty = npy("<f8", false, "(0, 3)", &[]);
     for (body, needle) in [
-        (nan, "finite"),
+        (nan, "item 0, feature 1 is not a finite number"),
+        (late, "item 4321, feature 2 is not a finite number"),
         (wide, "expected 3 features, got 4"),
         (ints, "float64"),
         (flat, "2-D"),
