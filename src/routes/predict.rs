@@ -210,7 +210,7 @@ async fn predict(
 /// large batch is never held whole. A block is tens of microseconds of
 /// arithmetic, less than parsing as much JSON, so it runs where the body is
 /// read; a Fortran-order array, which can only be read whole, is predicted
-/// on the blocking pool.
+/// on the blocking pool, and a JSON answer serialized there.
 async fn predict_npy(
     state: web::Data<AppState>,
     caller: Caller,
@@ -262,12 +262,14 @@ async fn predict_npy(
             .push(&chunk, &mut |b| batch.take(b))
             .map_err(ApiError::invalid)?;
     }
-    let whole_at_end = stream.whole_at_end();
+    // What is left is the last rows and the answer's bytes, unless the
+    // array is all still to read or the answer is JSON to serialize.
+    let heavy = stream.whole_at_end() || !answer_npy;
     let finish = move || -> Result<_, String> {
         stream.finish(&mut |b| batch.take(b))?;
         batch.finish()
     };
-    let (body, per_route) = if whole_at_end {
+    let (body, per_route) = if heavy {
         web::block(finish).await.map_err(ApiError::internal)?
     } else {
         finish()
