@@ -294,8 +294,8 @@ struct NpyBatch {
     thresholds: crate::domain::Thresholds,
     answer: NpyAnswer,
     per_route: [i64; 3],
-    /// Per block: the scores, and each row's label and route.
-    scores: Array2<f64>,
+    /// Per block: room for the scores, and each row's label and route.
+    scores: Vec<f64>,
     best: Vec<usize>,
     routes: Vec<Route>,
 }
@@ -317,7 +317,7 @@ impl NpyBatch {
                 NpyAnswer::Json(Vec::new())
             },
             per_route: [0; 3],
-            scores: Array2::zeros((0, 0)),
+            scores: Vec::new(),
             best: Vec::new(),
             routes: Vec::new(),
         }
@@ -326,11 +326,10 @@ impl NpyBatch {
     fn take(&mut self, b: npy::Block) -> Result<(), String> {
         let m = &self.model.model;
         let shape = (b.rows, m.score_len());
-        if self.scores.dim() != shape {
-            self.scores = Array2::zeros(shape);
-        }
-        let scores = self.scores.as_slice_mut().expect("standard layout");
-        m.score_le_rows(b.data, scores).map_err(|e| e.to_string())?;
+        let mut scores = std::mem::take(&mut self.scores);
+        scores.resize(shape.0 * shape.1, 0.0);
+        m.score_le_rows(b.data, &mut scores)
+            .map_err(|e| e.to_string())?;
         // A value that is not finite spoils its row's scores.
         if !scores.iter().fold(true, |ok, v| ok & v.is_finite()) {
             let k = shape.1.max(1);
@@ -345,7 +344,8 @@ impl NpyBatch {
                 }
             }
         }
-        let proba = m.proba_of_scores(std::mem::take(&mut self.scores));
+        let proba =
+            m.proba_of_scores(Array2::from_shape_vec(shape, scores).map_err(|e| e.to_string())?);
         self.best.clear();
         self.routes.clear();
         let k = proba.ncols().max(1);
@@ -376,10 +376,8 @@ impl NpyBatch {
                     }),
             ),
         }
-        // The scores' room, for the next block.
-        if proba.dim() == shape {
-            self.scores = proba;
-        }
+        // Room for the next block's scores.
+        self.scores = proba.into_raw_vec_and_offset().0;
         Ok(())
     }
 
