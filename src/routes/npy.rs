@@ -135,12 +135,12 @@ const BLOCK_BYTES: usize = 128 << 10;
 /// A `.npy` body read as it arrives (format versions 1–3): a 2-D array of
 /// `<f8`, `>f8`, `<f4` or `>f4`, items × features, of 1 to `max_rows`
 /// items, of the features expected (checked from the header, before any
-/// data). The rows go to a sink
-/// in [`Block`]s while the bytes they came from are still in cache, so a
-/// large batch is never assembled in memory: little-endian float64 rows
-/// straight from the chunk they arrived in, others converted a block at a
-/// time. A Fortran-order array (its rows interleaved) is kept whole and
-/// handed on at [`MatrixStream::finish`] as one block.
+/// data). The rows go to a sink in [`Block`]s while the bytes they came
+/// from are still in cache, so a large batch is never assembled in memory:
+/// little-endian float64 rows straight from the chunk they arrived in,
+/// others converted a block at a time. A Fortran-order array (its rows
+/// interleaved) is kept whole and handed on at [`MatrixStream::finish`] as
+/// one block.
 pub struct MatrixStream {
     max_rows: usize,
     /// Features a row must have, if that is known.
