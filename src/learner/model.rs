@@ -15,7 +15,7 @@ use super::sparse;
 use super::{Input, LearnerError, TrainParams};
 use linfa::prelude::*;
 use linfa_logistic::MultiLogisticRegression;
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut1, Axis};
 use serde::{Deserialize, Serialize};
 
 /// Probability given to a project label no training item has yet.
@@ -694,10 +694,6 @@ pub struct FittedModel {
 /// the intercept), so a batch is scored with one matrix product.
 #[derive(Clone, Debug)]
 struct Folded {
-    /// Features × seen classes.
-    w: Array2<f64>,
-    b: Array1<f64>,
-    /// The same, laid out for rows read from bytes.
     affine: super::affine::Affine,
 }
 
@@ -720,8 +716,9 @@ impl Folded {
             w.row_mut(j).scaled_add(1.0 / sd, &row);
             b.scaled_add(-m / sd, &row);
         }
-        let affine = super::affine::Affine::new(w.view(), b.view());
-        Some(Folded { w, b, affine })
+        Some(Folded {
+            affine: super::affine::Affine::new(w.view(), b.view()),
+        })
     }
 }
 
@@ -946,53 +943,32 @@ impl FittedModel {
     /// Features a features-only model reads per item (`None` when it reads
     /// text: such a model needs [`FittedModel::predict_proba`]).
     pub fn feature_len(&self) -> Option<usize> {
-        self.folded.as_ref().map(|f| f.w.nrows())
+        self.folded.as_ref().map(|f| f.affine.inputs())
     }
 
     /// [`FittedModel::predict_proba`] of a features-only model for a matrix
     /// of raw features (items × [`FittedModel::feature_len`], finite), as one
-    /// matrix product: equal to it up to rounding, and the fast path for
-    /// large batches.
+    /// affine map (the kernel [`FittedModel::score_le_rows`] serves `.npy`
+    /// batches with): equal to it up to rounding.
     pub fn predict_proba_features(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, LearnerError> {
-        let mut scores = Array2::zeros((x.nrows(), self.classes.len()));
-        self.score_features_into(x, scores.view_mut())?;
-        Ok(self.proba_of_scores(scores))
-    }
-
-    /// The raw scores of a features-only model for a block of rows (items ×
-    /// [`FittedModel::feature_len`], finite), written into `out` (those
-    /// items × the model's seen classes): one part of a batch scored as it
-    /// arrives, turned into probabilities by [`FittedModel::proba_of_scores`]
-    /// once all its blocks are in.
-    pub fn score_features_into(
-        &self,
-        x: ArrayView2<f64>,
-        mut out: ArrayViewMut2<f64>,
-    ) -> Result<(), LearnerError> {
-        let f = self.folded.as_ref().ok_or_else(|| {
+        let width = self.feature_len().ok_or_else(|| {
             LearnerError::BadInput("this model reads text: send items with their text".into())
         })?;
-        if x.ncols() != f.w.nrows() {
+        if x.ncols() != width {
             return Err(LearnerError::BadInput(format!(
-                "expected {} features, got {}",
-                f.w.nrows(),
+                "expected {width} features, got {}",
                 x.ncols()
             )));
         }
-        if out.dim() != (x.nrows(), f.w.ncols()) {
-            return Err(LearnerError::BadInput(format!(
-                "room for {:?} scores, not {:?}",
-                (x.nrows(), f.w.ncols()),
-                out.dim()
-            )));
-        }
-        ndarray::linalg::general_mat_mul(1.0, &x, &f.w, 0.0, &mut out);
-        out += &f.b;
-        Ok(())
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut scores = Array2::zeros((x.nrows(), self.score_len()));
+        let out = scores.as_slice_mut().expect("standard layout");
+        self.score_le_rows(&bytes, out)?;
+        Ok(self.proba_of_scores(scores))
     }
 
-    /// [`FittedModel::score_features_into`] for rows read straight from
-    /// bytes: `x` holds `n ×` [`FittedModel::feature_len`] little-endian
+    /// The raw scores of a features-only model for rows read straight from
+    /// bytes (one block of a batch scored as it arrives): `x` holds `n ×` [`FittedModel::feature_len`] little-endian
     /// float64 values (C order, any alignment), `out` gets `n ×`
     /// [`FittedModel::score_len`] scores. A row holding a value that is not
     /// finite gets scores that are not finite.
@@ -1016,13 +992,13 @@ impl FittedModel {
     }
 
     /// The classes a features-only model scores (the columns
-    /// [`FittedModel::score_features_into`] fills).
+    /// [`FittedModel::score_le_rows`] fills).
     pub fn score_len(&self) -> usize {
         self.classes.len()
     }
 
     /// Probabilities over every project label from the raw scores of
-    /// [`FittedModel::score_features_into`].
+    /// [`FittedModel::score_le_rows`] (items × [`FittedModel::score_len`]).
     pub fn proba_of_scores(&self, scores: Array2<f64>) -> Array2<f64> {
         into_proba(scores, &self.classes, self.n_classes, self.temperature)
     }
