@@ -117,14 +117,30 @@ pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
 /// `req`'s `Content-Length` sizes the buffer (no regrowing copies).
 pub(crate) async fn read_body(
     req: &actix_web::HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
-    let size_hint = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    // A claimed length reserves at most 64 MiB up front: past that the
+    // buffer grows with what actually arrives.
+    let size_hint = content_length(req).unwrap_or(0);
+    let mut body = web::BytesMut::with_capacity(size_hint.min(limit).min(64 << 20));
+    each_chunk(req, payload, limit, |chunk| {
+        body.extend_from_slice(chunk);
+        Ok(())
+    })
+    .await?;
+    Ok(body)
+}
+
+/// Hands each chunk of the request body to `f` as it arrives; 413
+/// `payload_too_large` past `limit` bytes (at once when `Content-Length`
+/// claims more).
+pub(crate) async fn each_chunk(
+    req: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    mut f: impl FnMut(&[u8]) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     use futures_util::StreamExt;
     let too_large = || {
         ApiError::new(
@@ -132,15 +148,24 @@ pub(crate) async fn read_body(
             format!("the body is larger than {limit} bytes"),
         )
     };
-    // A claimed length reserves at most 64 MiB up front: past that the
-    // buffer grows with what actually arrives.
-    let mut body = web::BytesMut::with_capacity(size_hint.unwrap_or(0).min(limit).min(64 << 20));
+    if content_length(req).is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut received = 0usize;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
+        received += chunk.len();
+        if received > limit {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
+        f(&chunk)?;
     }
-    Ok(body)
+    Ok(())
+}
+
+fn content_length(req: &actix_web::HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }

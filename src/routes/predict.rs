@@ -216,9 +216,8 @@ async fn predict_npy(
     caller: Caller,
     path: web::Path<i64>,
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    use futures_util::StreamExt;
     caller.require(Role::Service)?;
     let (p, _) = project_or_404(&state, path.into_inner()).await?;
     let model = active_model(&state, p.id).await?;
@@ -234,34 +233,15 @@ async fn predict_npy(
         .app_data::<super::items::ImportLimit>()
         .map_or(64 << 20, |l| l.0)
         .min((1 << 16) + MAX_NPY_ROWS * width.max(1) * 8);
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
-    let claimed = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if claimed.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
     let answer_npy = header_names_npy(req.head(), ACCEPT);
     let mut stream = npy::MatrixStream::new(MAX_NPY_ROWS, Some(width));
     let mut batch = NpyBatch::new(model.clone(), answer_npy);
-    let mut received = 0usize;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
-        received += chunk.len();
-        if received > limit {
-            return Err(too_large());
-        }
+    super::each_chunk(&req, payload, limit, |chunk| {
         stream
-            .push(&chunk, &mut |b| batch.take(b))
-            .map_err(ApiError::invalid)?;
-    }
+            .push(chunk, &mut |b| batch.take(b))
+            .map_err(ApiError::invalid)
+    })
+    .await?;
     // What is left is the last rows and the answer's bytes, unless the
     // array is all still to read or the answer is JSON to serialize.
     let heavy = stream.whole_at_end() || !answer_npy;
