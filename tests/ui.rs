@@ -197,10 +197,9 @@ async fn start_browser(driver_path: &PathBuf) -> (Driver, Client) {
         "goog:chromeOptions": options,
         "goog:loggingPrefs": {"browser": "ALL"},
     });
-    // Two rustls providers are compiled in (see Cargo.toml): choose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = ClientBuilder::rustls()
-        .expect("tls")
+    // chromedriver listens on localhost: plain HTTP.
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(http)
         .capabilities(caps.as_object().unwrap().clone())
         .connect(&driver.url)
         .await
