@@ -520,12 +520,25 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The predictions as a structured array, one record per item:
-/// `label` (`<U…`), `confidence` (`<f8`), `route` (`<U8`) and
-/// `probabilities` (`<f8`, one per project label, in the project's order),
-/// written a block of items at a time.
+/// What an `.npy` answer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NpyOutput {
+    /// A structured array, one record per item: `label` (`<U…`),
+    /// `confidence` (`<f8`), `route` (`<U8`) and `probabilities` (`<f8`,
+    /// one per project label, in the project's order).
+    Predictions,
+    /// A plain 2-D `<f8` array, items × project labels in the project's
+    /// order: what scikit-learn's `predict_proba` returns.
+    Probabilities,
+}
+
+/// The predictions as an `.npy` array ([`NpyOutput`]), written a block of
+/// items at a time.
 pub struct PredictionWriter {
     out: Vec<u8>,
+    /// Per label and per route, the cells of a record (empty for
+    /// [`NpyOutput::Probabilities`]).
     label_cells: Vec<Vec<u8>>,
     route_cells: Vec<Vec<u8>>,
     record: usize,
@@ -534,14 +547,25 @@ pub struct PredictionWriter {
 
 impl PredictionWriter {
     /// For `rows` items over `labels`.
-    pub fn new(labels: &[String], rows: usize) -> PredictionWriter {
+    pub fn new(labels: &[String], rows: usize, output: NpyOutput) -> PredictionWriter {
+        let k = labels.len();
+        if output == NpyOutput::Probabilities {
+            let header =
+                format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {k}), }}");
+            return PredictionWriter {
+                out: with_header(&header, 8 * k * rows),
+                label_cells: Vec::new(),
+                route_cells: Vec::new(),
+                record: 8 * k,
+                k,
+            };
+        }
         let label_chars = labels
             .iter()
             .map(|l| l.chars().count())
             .max()
             .unwrap_or(1)
             .max(1);
-        let k = labels.len();
         let descr = format!(
             "[('label', '<U{label_chars}'), ('confidence', '<f8'), ('route', '<U8'), \
              ('probabilities', '<f8', ({k},))]"
@@ -566,19 +590,31 @@ impl PredictionWriter {
     /// each one's label, and its route.
     pub fn push(&mut self, proba: ArrayView2<f64>, best: &[usize], routes: &[Route]) {
         assert_eq!(proba.ncols(), self.k, "one probability a label");
-        let start = self.out.len();
-        self.out.resize(start + self.record * proba.nrows(), 0);
-        let lw = self.label_cells.first().map_or(0, Vec::len);
-        let records = self.out[start..].chunks_exact_mut(self.record);
-        for (((rec, p), &b), &r) in records.zip(proba.rows()).zip(best).zip(routes) {
-            let (label, rest) = rec.split_at_mut(lw);
-            let (conf, rest) = rest.split_at_mut(8);
-            let (route, probs) = rest.split_at_mut(32);
-            label.copy_from_slice(&self.label_cells[b]);
-            conf.copy_from_slice(&p[b].to_le_bytes());
-            route.copy_from_slice(&self.route_cells[r as usize]);
-            for (cell, v) in probs.chunks_exact_mut(8).zip(p) {
-                cell.copy_from_slice(&v.to_le_bytes());
+        // Appended, not zeroed first and overwritten: `new` reserved the room.
+        self.out.reserve(self.record * proba.nrows());
+        let out = &mut self.out;
+        let put = |out: &mut Vec<u8>, p: &[f64]| {
+            if cfg!(target_endian = "little") {
+                out.extend_from_slice(bytemuck::cast_slice(p));
+            } else {
+                p.iter()
+                    .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            }
+        };
+        if self.label_cells.is_empty() {
+            match proba.as_slice() {
+                Some(all) => put(out, all),
+                None => proba.rows().into_iter().for_each(|p| put(out, &p.to_vec())),
+            }
+            return;
+        }
+        for ((p, &b), &r) in proba.rows().into_iter().zip(best).zip(routes) {
+            out.extend_from_slice(&self.label_cells[b]);
+            out.extend_from_slice(&p[b].to_le_bytes());
+            out.extend_from_slice(&self.route_cells[r as usize]);
+            match p.as_slice() {
+                Some(p) => put(out, p),
+                None => put(out, &p.to_vec()),
             }
         }
     }
@@ -597,7 +633,7 @@ fn write_predictions(
     best: &[usize],
     routes: &[Route],
 ) -> Vec<u8> {
-    let mut w = PredictionWriter::new(labels, proba.nrows());
+    let mut w = PredictionWriter::new(labels, proba.nrows(), NpyOutput::Predictions);
     w.push(proba, best, routes);
     w.finish()
 }
@@ -824,6 +860,20 @@ mod tests {
                 .as_slice()
         );
         assert_eq!(f64::from_le_bytes(r1[56..64].try_into().unwrap()), 0.2);
+    }
+
+    #[test]
+    fn probabilities_alone_are_a_plain_matrix() {
+        let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let p = array![[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]];
+        let mut w = PredictionWriter::new(&labels, 4, NpyOutput::Probabilities);
+        // Two blocks of two rows make the one array the header announces.
+        w.push(p.view(), &[0, 2], &[Route::Review, Route::Auto]);
+        w.push(p.view(), &[0, 2], &[Route::Review, Route::Auto]);
+        let b = w.finish();
+        assert_eq!((b.len() - 8 * 3 * 4) % 64, 0, "data aligned to 64 bytes");
+        let back = read_matrix(&b, 10).unwrap();
+        assert_eq!(back, ndarray::concatenate![ndarray::Axis(0), p, p]);
     }
 
     #[test]

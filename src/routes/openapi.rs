@@ -1009,7 +1009,15 @@ fn operations() -> Vec<Op> {
                 "Predict and route",
                 Some("service or admin"),
             )
-            .json_body(s(predict_body()), true);
+            .json_body(s(predict_body()), true)
+            .query(
+                "output",
+                one_of(&["predictions", "probabilities"]),
+                "the form of an .npy answer (`Accept: application/x-npy`): `predictions` \
+                 (the default) a structured array, `probabilities` the probabilities alone \
+                 as a 2-D `<f8` array, items × project labels, like scikit-learn's \
+                 `predict_proba`",
+            );
             // The same operation takes a NumPy array (features-only projects).
             o.op = o.op.request_body(Some(
                 RequestBodyBuilder::new()
@@ -1035,7 +1043,8 @@ fn operations() -> Vec<Op> {
                         "one prediction per item, in order; with `Accept: application/x-npy` \
                          (for an .npy body) one structured array of records (label `<U…`, \
                          confidence `<f8`, route `<U8`, probabilities `<f8` per project \
-                         label in the project's order) and the version in \
+                         label in the project's order), with `output=probabilities` \
+                         the probabilities alone (items × labels, `<f8`); the version in \
                          `Loupe-Model-Version`",
                     )
                     .content(

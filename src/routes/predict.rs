@@ -198,12 +198,19 @@ async fn predict(
     })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpyQuery {
+    output: Option<npy::NpyOutput>,
+}
+
 /// Batch prediction from a NumPy array (`Content-Type: application/x-npy`):
 /// a features-only project's items as one 2-D float array, items ×
 /// features. Routed by the thresholds alone (no `meta`), nothing enqueued.
 /// The answer is the JSON one, or with `Accept: application/x-npy` one
-/// structured array (see [`npy::PredictionWriter`]) with the model version
-/// in `Loupe-Model-Version`.
+/// structured array, or with `?output=probabilities` the probabilities
+/// alone as a 2-D array (see [`npy::NpyOutput`]), with the model version in
+/// `Loupe-Model-Version`.
 ///
 /// The rows are predicted as the body arrives, a block of at most 128 KiB
 /// at a time while those bytes are still in cache (see [`NpyBatch`]), so a
@@ -215,10 +222,18 @@ async fn predict_npy(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
+    q: web::Query<NpyQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Service)?;
+    let answer_npy = header_names_npy(req.head(), ACCEPT);
+    if q.output.is_some() && !answer_npy {
+        return Err(ApiError::invalid(
+            "output= chooses the form of an .npy answer: send Accept: application/x-npy",
+        ));
+    }
+    let output = q.output.unwrap_or(npy::NpyOutput::Predictions);
     let (p, _) = project_or_404(&state, path.into_inner()).await?;
     let model = active_model(&state, p.id).await?;
     let Some(width) = model.model.feature_len() else {
@@ -233,9 +248,8 @@ async fn predict_npy(
         .app_data::<super::items::ImportLimit>()
         .map_or(64 << 20, |l| l.0)
         .min((1 << 16) + MAX_NPY_ROWS * width.max(1) * 8);
-    let answer_npy = header_names_npy(req.head(), ACCEPT);
     let mut stream = npy::MatrixStream::new(MAX_NPY_ROWS, Some(width));
-    let mut batch = NpyBatch::new(model.clone(), answer_npy);
+    let mut batch = NpyBatch::new(model.clone(), answer_npy.then_some(output));
     super::each_chunk(&req, payload, limit, |chunk| {
         stream
             .push(chunk, &mut |b| batch.take(b))
@@ -263,7 +277,7 @@ async fn predict_npy(
     } else {
         res.content_type("application/json");
     }
-    Ok(res.body(body))
+    Ok(res.body(super::Pieces::from(body)))
 }
 
 /// An `.npy` batch's answer, made block by block: each block of rows is
@@ -282,19 +296,19 @@ struct NpyBatch {
 
 enum NpyAnswer {
     /// Made at the first block, when the number of items is known.
-    Npy(Option<npy::PredictionWriter>),
+    Npy(npy::NpyOutput, Option<npy::PredictionWriter>),
     Json(Vec<Value>),
 }
 
 impl NpyBatch {
-    fn new(model: Arc<LoadedModel>, answer_npy: bool) -> NpyBatch {
+    /// `npy`: the form of an `.npy` answer, `None` for JSON.
+    fn new(model: Arc<LoadedModel>, npy: Option<npy::NpyOutput>) -> NpyBatch {
         NpyBatch {
             thresholds: model.thresholds(),
             model,
-            answer: if answer_npy {
-                NpyAnswer::Npy(None)
-            } else {
-                NpyAnswer::Json(Vec::new())
+            answer: match npy {
+                Some(output) => NpyAnswer::Npy(output, None),
+                None => NpyAnswer::Json(Vec::new()),
             },
             per_route: [0; 3],
             scores: Vec::new(),
@@ -338,8 +352,8 @@ impl NpyBatch {
         }
         let labels = &self.model.labels;
         match &mut self.answer {
-            NpyAnswer::Npy(w) => w
-                .get_or_insert_with(|| npy::PredictionWriter::new(labels, b.of))
+            NpyAnswer::Npy(output, w) => w
+                .get_or_insert_with(|| npy::PredictionWriter::new(labels, b.of, *output))
                 .push(proba.view(), &self.best, &self.routes),
             NpyAnswer::Json(out) => out.extend(
                 proba
@@ -364,7 +378,7 @@ impl NpyBatch {
     /// The answer's body, and the items sent each way.
     fn finish(self) -> Result<(Vec<u8>, [i64; 3]), String> {
         let body = match self.answer {
-            NpyAnswer::Npy(w) => w.ok_or("no rows were read")?.finish(),
+            NpyAnswer::Npy(_, w) => w.ok_or("no rows were read")?.finish(),
             NpyAnswer::Json(predictions) => serde_json::to_vec(&json!({
                 "model_version": self.model.meta.version,
                 "predictions": predictions,

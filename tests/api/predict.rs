@@ -84,6 +84,18 @@ fn records(body: &[u8]) -> Vec<Record> {
         .collect()
 }
 
+/// A plain `.npy` array's header and its `<f8` values.
+fn plain_f64(body: &[u8]) -> (String, Vec<f64>) {
+    assert_eq!(&body[..8], b"\x93NUMPY\x01\x00");
+    let len = u16::from_le_bytes([body[8], body[9]]) as usize;
+    let header = String::from_utf8(body[10..10 + len].to_vec()).unwrap();
+    let values = body[10 + len..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (header, values)
+}
+
 async fn post_npy(
     app: &TestApp,
     pid: i64,
@@ -91,9 +103,20 @@ async fn post_npy(
     accept: &str,
     body: Vec<u8>,
 ) -> (u16, Option<String>, Vec<u8>) {
+    post_npy_query(app, pid, token, accept, "", body).await
+}
+
+async fn post_npy_query(
+    app: &TestApp,
+    pid: i64,
+    token: &str,
+    accept: &str,
+    query: &str,
+    body: Vec<u8>,
+) -> (u16, Option<String>, Vec<u8>) {
     let r = app
         .client
-        .post(format!("{}/api/v1/projects/{pid}/predict", app.base))
+        .post(format!("{}/api/v1/projects/{pid}/predict{query}", app.base))
         .bearer_auth(token)
         .header("Content-Type", "application/x-npy")
         .header("Accept", accept)
@@ -213,6 +236,43 @@ async fn npy_batches(app: TestApp) {
         assert!((r.confidence - p["confidence"].as_f64().unwrap()).abs() < 1e-9);
     }
 
+    // The probabilities alone, as predict_proba gives them: items × labels,
+    // the same numbers as the records'.
+    let (s, v, body) = post_npy_query(
+        &app,
+        pid,
+        &svc,
+        "application/x-npy",
+        "?output=probabilities",
+        f64_c_order(&many),
+    )
+    .await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(v, Some(version.to_string()));
+    let (header, values) = plain_f64(&body);
+    assert!(
+        header.starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (5000, 2), }"),
+        "{header}"
+    );
+    let from_records: Vec<f64> = recs.iter().flat_map(|r| r.probabilities.clone()).collect();
+    assert_eq!(values, from_records);
+    // `?output=` needs an .npy answer, and names one of the two forms; a
+    // refused request predicts nothing.
+    let before = routed(&app, pid).await;
+    for (query, accept) in [
+        ("?output=probabilities", "application/json"),
+        ("?output=logits", "application/x-npy"),
+        ("?outputs=probabilities", "application/x-npy"),
+    ] {
+        let (s, _, b) = post_npy_query(&app, pid, &svc, accept, query, f64_c_order(&test)).await;
+        assert_eq!(
+            (s, error_code(&b).as_str()),
+            (400, "invalid_request"),
+            "{query} {accept}"
+        );
+    }
+    assert_eq!(routed(&app, pid).await, before);
+
     // float32 in Fortran order (what numpy writes for a column-major
     // array), answered as JSON in the usual shape.
     let mut f32_fortran = Vec::new();
@@ -240,9 +300,10 @@ async fn npy_batches(app: TestApp) {
         assert!((a - b).abs() < 1e-9, "{g} vs {p}");
     }
 
-    // Every prediction counts in the day's routing volumes.
+    // Every prediction counts in the day's routing volumes (the 5,000 twice:
+    // records, then probabilities).
     let total = routed(&app, pid).await;
-    assert_eq!(total, 3 * test.len() as i64 + many.len() as i64);
+    assert_eq!(total, 3 * test.len() as i64 + 2 * many.len() as i64);
 
     // Bad bodies: a clear 400, and nothing counted.
     let nan = f64_c_order(&[vec![0.0, f64::NAN, 1.0]]);
