@@ -5,8 +5,8 @@
 //!
 //! A general matrix product packs both operands into panels first; here the
 //! weights are few (features × classes) and laid out once, padded to whole
-//! vectors of classes, and each row is read once, in place: four rows at a
-//! time, every weight vector loaded once for the four.
+//! vectors of classes, and each row is read once, in place: a few rows at a
+//! time, every weight vector loaded once for them.
 
 /// Classes a vector holds (a 512-bit register of float64).
 const LANES: usize = 8;
@@ -88,12 +88,12 @@ impl Affine {
     }
 }
 
-/// A kernel for one vector width: `R` rows × `V` vectors of classes at a
-/// time, every weight vector loaded once for the `R` rows, every feature
-/// broadcast once for the `V` vectors.
+/// A kernel for one vector width: `$rows` rows × up to 3 vectors of
+/// classes at a time, every weight vector loaded once for the rows, every
+/// feature broadcast once for the vectors.
 macro_rules! simd_kernel {
-    ($name:ident, $feat:literal, $lanes:literal, $vt:ty, $splat:ident, $load:ident,
-     $fma:ident, $store:ident) => {
+    ($name:ident, $feat:literal, $lanes:literal, $rows:literal, $vt:ty, $splat:ident,
+     $load:ident, $fma:ident, $store:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feat)]
         pub(super) fn $name(a: &Affine, x: &[u8], out: &mut [f64]) {
@@ -102,10 +102,10 @@ macro_rules! simd_kernel {
             }
             let n = out.len() / a.k;
             let mut r = 0;
-            while r + 4 <= n {
-                // SAFETY: rows r..r+4 are in x and out (checked by the caller).
-                unsafe { group::<4>(a, x, out, r) };
-                r += 4;
+            while r + $rows <= n {
+                // SAFETY: these rows are in x and out (checked by the caller).
+                unsafe { group::<$rows>(a, x, out, r) };
+                r += $rows;
             }
             while r < n {
                 // SAFETY: as above.
@@ -119,14 +119,19 @@ macro_rules! simd_kernel {
         #[target_feature(enable = $feat)]
         #[inline]
         unsafe fn group<const R: usize>(a: &Affine, x: &[u8], out: &mut [f64], r: usize) {
+            // Three vectors a tile where there are three: rows × 3
+            // independent sums keep both FMA units busy (with rows × 1 each
+            // FMA waits for the one before).
             let vectors = a.k.div_ceil($lanes);
             let mut v = 0;
-            while v + 2 <= vectors {
-                unsafe { tile::<R, 2>(a, x, out, r, v * $lanes) };
-                v += 2;
+            while v + 3 <= vectors {
+                unsafe { tile::<R, 3>(a, x, out, r, v * $lanes) };
+                v += 3;
             }
-            if v < vectors {
-                unsafe { tile::<R, 1>(a, x, out, r, v * $lanes) };
+            match vectors - v {
+                2 => unsafe { tile::<R, 2>(a, x, out, r, v * $lanes) },
+                1 => unsafe { tile::<R, 1>(a, x, out, r, v * $lanes) },
+                _ => {}
             }
         }
 
@@ -189,6 +194,7 @@ mod x512 {
         apply_avx512,
         "avx512f,fma",
         8,
+        4,
         __m512d,
         _mm512_set1_pd,
         _mm512_loadu_pd,
@@ -203,6 +209,9 @@ mod x256 {
         apply_avx2,
         "avx2,fma",
         4,
+        // 3 rows × 3 vectors: 9 sums, 3 weight vectors and the broadcast
+        // fit AVX2's 16 registers (4 rows spill a sum to the stack).
+        3,
         __m256d,
         _mm256_set1_pd,
         _mm256_loadu_pd,
@@ -260,6 +269,7 @@ mod tests {
             (6, 2, 9),
             (5, 17, 16),
             (13, 30, 23),
+            (6, 11, 40),
             (2, 0, 3),
         ] {
             let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 31 + j * 7) % 17) as f64 - 8.5);

@@ -269,10 +269,11 @@ fn softmax_rows(s: &mut [f64], k: usize, inv_t: f64) {
         }
     }
     super::vexp::exp_in_place(s);
+    // One division a row, then products (within an ulp of dividing each).
     for row in s.chunks_exact_mut(k) {
-        let sum: f64 = row.iter().sum();
+        let inv: f64 = 1.0 / row.iter().sum::<f64>();
         for v in row.iter_mut() {
-            *v /= sum;
+            *v *= inv;
         }
     }
 }

@@ -163,6 +163,42 @@ pub(crate) async fn each_chunk(
     Ok(())
 }
 
+/// A large answer handed to actix a piece at a time, its length known (so
+/// it is sent with `Content-Length`): actix copies each piece into its
+/// small, reused write buffer and writes it out, where one whole body
+/// would grow that buffer to the body's size for every request, then drop
+/// it.
+pub(crate) struct Pieces(web::Bytes);
+
+impl Pieces {
+    const SIZE: usize = 64 << 10;
+}
+
+impl From<Vec<u8>> for Pieces {
+    fn from(body: Vec<u8>) -> Pieces {
+        Pieces(body.into())
+    }
+}
+
+impl actix_web::body::MessageBody for Pieces {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        actix_web::body::BodySize::Sized(self.0.len() as u64)
+    }
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        if self.0.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.0.len().min(Pieces::SIZE);
+        std::task::Poll::Ready(Some(Ok(self.0.split_to(n))))
+    }
+}
+
 fn content_length(req: &actix_web::HttpRequest) -> Option<usize> {
     req.headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
