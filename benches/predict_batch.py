@@ -6,7 +6,9 @@ alternating runs in one process tree.
 loupe: a fresh SQLite server, a numeric project with the digits pool (its
 labels imported), one training; then `examples/loadgen.rs predict` with 2
 connections sends the digits test rows, ROWS a request, as JSON and as
-.npy (float64 in, structured array out). The peer: LogisticRegression()
+.npy (float64 in; out a structured array of predictions, and with
+`?output=probabilities` the probabilities alone, predict_proba's answer).
+The peer: LogisticRegression()
 fitted on the same rows, predict_proba on ROWS-row slices of the same
 array already in memory (no I/O at all), 15 passes over the rows a run,
 their median.
@@ -38,6 +40,9 @@ ap.add_argument("--connections", type=int, default=2)
 ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                 help="the .npy bodies' dtype (digits' values are small integers, exact in "
                      "float32; loupe scores in float64 either way, the peer reads float64)")
+ap.add_argument("--client", choices=["raw", "reqwest"], default="raw",
+                help="loadgen's client: `raw` (predict-raw: a minimal HTTP/1.1 client, one "
+                     "blocking thread a connection, as wrk) or `reqwest` (earlier sessions')")
 args = ap.parse_args()
 
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -65,7 +70,9 @@ with open(json_path, "w") as f:
 
 srv = scale.Server(f"sqlite://{work}/p.db?mode=rwc", work, "predict")
 report = {"rows_per_request": args.rows, "connections": args.connections, "dtype": args.dtype,
-          "train_rows": len(pool), "loupe_json": [], "loupe_npy": [], "sklearn": []}
+          "client": args.client,
+          "train_rows": len(pool), "loupe_json": [], "loupe_npy": [], "loupe_npy_proba": [],
+          "sklearn": []}
 try:
     pid = scale.project(srv, "digits", labels, retrain_cron=None)
     srv.post(f"/api/v1/projects/{pid}/items",
@@ -93,18 +100,39 @@ try:
                for j, l in enumerate(labels))
     report["npy_vs_json_max_abs_diff"] = diff
     assert diff < 1e-9, diff
+    r = urllib.request.Request(f"{srv.base}/api/v1/projects/{pid}/predict?output=probabilities",
+                               data=open(os.path.join(npy_dir, "0000.npy"), "rb").read(),
+                               method="POST")
+    r.add_header("Authorization", f"Bearer {svc}")
+    r.add_header("Content-Type", "application/x-npy")
+    r.add_header("Accept", "application/x-npy")
+    proba = np.load(io.BytesIO(urllib.request.urlopen(r).read()))
+    assert proba.shape == rec["probabilities"].shape and (proba == rec["probabilities"]).all()
+
+    def server_cpu_s():
+        with open(f"/proc/{srv.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     xs = np.array([r["features"] for r in pool], dtype=np.float64)
     ys = [r["label"] for r in pool]
     clf = LogisticRegression().fit(xs, ys)
     for run in range(args.runs):
-        for kind, bodies in (("loupe_json", json_path), ("loupe_npy", npy_dir)):
-            out = scale.loadgen("predict", srv.base, pid, svc, args.connections, args.seconds,
-                                bodies)
+        for kind, bodies, query in (("loupe_json", json_path, ""), ("loupe_npy", npy_dir, ""),
+                                    ("loupe_npy_proba", npy_dir, "?output=probabilities")):
+            mode = "predict-raw" if args.client == "raw" else "predict"
+            cpu0 = server_cpu_s()
+            out = scale.loadgen(mode, srv.base, pid, svc, args.connections, args.seconds,
+                                bodies, *([query] if query else []))
             assert out["errors"] == 0, out
             out["rows_per_s"] = out["requests_per_s"] * args.rows
+            # The server's own CPU time (user + system) a request: less
+            # noisy than a rate when the client shares the cores.
+            out["server_cpu_ms_per_request"] = (server_cpu_s() - cpu0) * 1e3 / (
+                out["requests_per_s"] * out["seconds"])
             report[kind].append(out)
-            scale.log(kind, f"{out['rows_per_s']:.0f} rows/s, p50 {out['latency']['p50_ms']} ms")
+            scale.log(kind, f"{out['rows_per_s']:.0f} rows/s, p50 {out['latency']['p50_ms']:.2f} ms, "
+                            f"server {out['server_cpu_ms_per_request']:.2f} ms CPU a request")
         ts = []
         for _ in range(15):
             t0 = time.perf_counter()
@@ -123,9 +151,15 @@ report["summary"] = {
     "sklearn_rows_per_s": sk,
     "loupe_json_rows_per_s": med([o["rows_per_s"] for o in report["loupe_json"]]),
     "loupe_npy_rows_per_s": med([o["rows_per_s"] for o in report["loupe_npy"]]),
+    "loupe_npy_proba_rows_per_s": med([o["rows_per_s"] for o in report["loupe_npy_proba"]]),
 }
+for kind in ("loupe_json", "loupe_npy", "loupe_npy_proba"):
+    report["summary"][f"{kind}_server_cpu_ms_per_request"] = med(
+        [o["server_cpu_ms_per_request"] for o in report[kind]])
 report["summary"]["json_ratio_vs_sklearn"] = report["summary"]["loupe_json_rows_per_s"] / sk
 report["summary"]["npy_ratio_vs_sklearn"] = report["summary"]["loupe_npy_rows_per_s"] / sk
+report["summary"]["npy_proba_ratio_vs_sklearn"] = (report["summary"]["loupe_npy_proba_rows_per_s"]
+                                                   / sk)
 try:
     import sklearn
     import threadpoolctl

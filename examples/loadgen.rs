@@ -5,14 +5,22 @@
 //!     one annotator per token, each looping queue/next (n = 1) → label until
 //!     SECONDS pass or the queue is empty; the oracle label is the part of the
 //!     item's external_id after its last "__".
-//! loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES
-//!     CONCURRENCY workers POST …/predict with the request bodies of
+//! loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES [QUERY]
+//!     CONCURRENCY workers POST …/predict[QUERY] with the request bodies of
 //!     BODIES (in turn) until SECONDS pass: a .jsonl file, one JSON body a
 //!     line, or a directory of .npy files, each sent as
 //!     `Content-Type: application/x-npy` with `Accept: application/x-npy`.
+//!     QUERY: e.g. `?output=probabilities`.
+//! loadgen predict-raw URL PID TOKEN CONCURRENCY SECONDS BODIES [QUERY]
+//!     the same requests from a minimal HTTP/1.1 client, as wrk sends them:
+//!     one blocking thread a connection, each request's bytes made once
+//!     and written with one call, the answer read by its Content-Length
+//!     into a reused buffer. It spends far less of the shared cores than
+//!     reqwest on 5 MB bodies, so more of them measure the server.
 //! ```
 //! Prints one JSON object: counts, rates and latency percentiles (ms).
-//! Runs on one thread so that the server under test keeps the other core.
+//! Runs on one thread (predict-raw: one blocking thread a connection) so that
+//! the server under test keeps the other core.
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,6 +155,61 @@ async fn predictor(
     Ok((lat, errors))
 }
 
+/// One connection's loop of [`Bodies`] requests, made by hand: `reqs[i]`
+/// is the whole request (head and body) for `bodies.list[i]`.
+fn raw_predictor(
+    addr: &str,
+    reqs: &[Vec<u8>],
+    start: usize,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<f64>, u64)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_nodelay(true)?;
+    let (mut lat, mut errors) = (Vec::new(), 0u64);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut i = start;
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        conn.write_all(&reqs[i % reqs.len()])?;
+        // The head, then as many bytes as it announces.
+        let mut have = 0;
+        let head_end = loop {
+            if have == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = conn.read(&mut buf[have..])?;
+            anyhow::ensure!(n > 0, "the server closed the connection");
+            have += n;
+            if let Some(p) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+        };
+        let head = std::str::from_utf8(&buf[..head_end])?;
+        let status: u16 = head.get(9..12).unwrap_or("").parse()?;
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .ok_or_else(|| anyhow::anyhow!("no Content-Length in {head:?}"))?;
+        let mut left = (head_end + len).saturating_sub(have);
+        while left > 0 {
+            let n = conn.read(&mut buf[..left.min(1 << 16)])?;
+            anyhow::ensure!(n > 0, "the server closed the connection");
+            left -= n;
+        }
+        if !(200..300).contains(&status) {
+            errors += 1;
+        }
+        lat.push(ms(t.elapsed()));
+        i += 1;
+    }
+    Ok((lat, errors))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -191,8 +254,12 @@ fn main() -> anyhow::Result<()> {
                 }))
             })?
         }
-        Some("predict") if args.len() == 7 => {
-            let url = Arc::new(format!("{}/api/v1/projects/{}/predict", args[1], args[2]));
+        Some("predict") if matches!(args.len(), 7 | 8) => {
+            let query = args.get(7).map_or("", String::as_str);
+            let url = Arc::new(format!(
+                "{}/api/v1/projects/{}/predict{query}",
+                args[1], args[2]
+            ));
             let token = Arc::new(args[3].clone());
             let conc: usize = args[4].parse()?;
             let secs: f64 = args[5].parse()?;
@@ -228,9 +295,62 @@ fn main() -> anyhow::Result<()> {
                 }))
             })?
         }
+        Some("predict-raw") if matches!(args.len(), 7 | 8) => {
+            let query = args.get(7).map_or("", String::as_str);
+            let addr = args[1]
+                .strip_prefix("http://")
+                .ok_or_else(|| anyhow::anyhow!("predict-raw takes an http:// URL"))?
+                .trim_end_matches('/')
+                .to_string();
+            let path = format!("/api/v1/projects/{}/predict{query}", args[2]);
+            let conc: usize = args[4].parse()?;
+            let secs: f64 = args[5].parse()?;
+            let bodies = Bodies::read(&args[6])?;
+            let reqs: Arc<Vec<Vec<u8>>> = Arc::new(
+                bodies
+                    .list
+                    .iter()
+                    .map(|b| {
+                        let mut r = format!(
+                            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+                             Content-Type: {ct}\r\nAccept: {ct}\r\nContent-Length: {}\r\n\r\n",
+                            args[3],
+                            b.len(),
+                            ct = bodies.content_type,
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(b);
+                        r
+                    })
+                    .collect(),
+            );
+            let start = Instant::now();
+            let deadline = start + Duration::from_secs_f64(secs);
+            let threads: Vec<_> = (0..conc)
+                .map(|w| {
+                    let (addr, reqs) = (addr.clone(), reqs.clone());
+                    std::thread::spawn(move || raw_predictor(&addr, &reqs, w * 7919, deadline))
+                })
+                .collect();
+            let (mut lat, mut errors) = (Vec::new(), 0);
+            for t in threads {
+                let (l, e) = t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+                lat.extend(l);
+                errors += e;
+            }
+            let wall = start.elapsed().as_secs_f64();
+            json!({
+                "concurrency": conc,
+                "client": "raw",
+                "seconds": wall,
+                "requests_per_s": lat.len() as f64 / wall,
+                "errors": errors,
+                "latency": percentiles(lat),
+            })
+        }
         _ => anyhow::bail!(
             "usage: loadgen annotate URL PID SECONDS TOKEN... | \
-             loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES(.jsonl|dir of .npy)"
+             loadgen predict[-raw] URL PID TOKEN CONCURRENCY SECONDS BODIES(.jsonl|dir of .npy) [QUERY]"
         ),
     };
     println!("{out}");
