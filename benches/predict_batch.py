@@ -84,13 +84,17 @@ try:
 
     # The answers agree: the .npy route's probabilities are the JSON route's.
     import urllib.request
-    r = urllib.request.Request(f"{srv.base}/api/v1/projects/{pid}/predict",
-                               data=open(os.path.join(npy_dir, "0000.npy"), "rb").read(),
-                               method="POST")
-    r.add_header("Authorization", f"Bearer {svc}")
-    r.add_header("Content-Type", "application/x-npy")
-    r.add_header("Accept", "application/x-npy")
-    rec = np.load(io.BytesIO(urllib.request.urlopen(r).read()))
+
+    def post_npy(query=""):
+        r = urllib.request.Request(f"{srv.base}/api/v1/projects/{pid}/predict{query}",
+                                   data=open(os.path.join(npy_dir, "0000.npy"), "rb").read(),
+                                   method="POST")
+        r.add_header("Authorization", f"Bearer {svc}")
+        r.add_header("Content-Type", "application/x-npy")
+        r.add_header("Accept", "application/x-npy")
+        return np.load(io.BytesIO(urllib.request.urlopen(r).read()))
+
+    rec = post_npy()
     ref = srv.post(f"/api/v1/projects/{pid}/predict",
                    json.loads(open(json_path).readline()), token=svc)["predictions"]
     assert len(rec) == len(ref) == min(args.rows, n_total)
@@ -100,13 +104,7 @@ try:
                for j, l in enumerate(labels))
     report["npy_vs_json_max_abs_diff"] = diff
     assert diff < 1e-9, diff
-    r = urllib.request.Request(f"{srv.base}/api/v1/projects/{pid}/predict?output=probabilities",
-                               data=open(os.path.join(npy_dir, "0000.npy"), "rb").read(),
-                               method="POST")
-    r.add_header("Authorization", f"Bearer {svc}")
-    r.add_header("Content-Type", "application/x-npy")
-    r.add_header("Accept", "application/x-npy")
-    proba = np.load(io.BytesIO(urllib.request.urlopen(r).read()))
+    proba = post_npy("?output=probabilities")
     assert proba.shape == rec["probabilities"].shape and (proba == rec["probabilities"]).all()
 
     def server_cpu_s():
