@@ -2,9 +2,10 @@
 """The queue phase of scale.py alone, repeated: import a numeric pool, train
 once (waiting for the ranking's background part), then run 8 annotators
 looping queue/next -> label (examples/loadgen.rs) RUNS times and print each
-run's p50/p99 and labels/s. Scheduled retrains are off unless --cron, so runs
-compare the queue itself; with --cron "0 * * * * *" a retrain lands in runs
-that cross a minute.
+run's p50/p99, labels/s and the share of CPU time the hypervisor stole
+(steal_pct: a run with much of it measured the neighbours too). Scheduled
+retrains are off unless --cron, so runs compare the queue itself; with
+--cron "0 * * * * *" a retrain lands in runs that cross a minute.
 
   LOUPE_BIN=... LOADGEN_BIN=... python3 benches/queue_load.py --items 1000000 --runs 3
   (LOUPE_SQLITE_SYNCHRONOUS=normal for the other durability setting;
@@ -50,10 +51,13 @@ try:
     toks = [scale.token(srv, f"a{i}", "annotator") for i in range(args.annotators)]
     out = []
     for r in range(args.runs):
+        c0, t0 = scale.cpu_jiffies(), time.perf_counter()
         q = scale.loadgen("annotate", srv.base, pid, args.seconds, *toks)
+        steal = scale.steal_pct(c0, scale.cpu_jiffies(), time.perf_counter() - t0)
         out.append({"p50_ms": q["next"].get("p50_ms"), "p99_ms": q["next"].get("p99_ms"),
                     "max_ms": q["next"].get("max_ms"), "labels_per_s": q["labels_per_s"],
-                    "label_p50_ms": q["label"].get("p50_ms"), "label_p99_ms": q["label"].get("p99_ms")})
+                    "label_p50_ms": q["label"].get("p50_ms"), "label_p99_ms": q["label"].get("p99_ms"),
+                    "steal_pct": round(steal, 1)})
         scale.log(json.dumps(out[-1]))
         time.sleep(3)
     p99 = sorted(o["p99_ms"] for o in out)

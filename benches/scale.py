@@ -271,6 +271,19 @@ def token(srv, name, role):
     return srv.post("/api/v1/tokens", {"name": name, "role": role})["token"]
 
 
+def cpu_jiffies():
+    """Machine-wide (busy, steal) clock ticks from /proc/stat: on a shared
+    VM, time the hypervisor gave to others shows as steal, and a run with
+    much of it measures the neighbours as well as loupe."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
+
+
+def steal_pct(before, after, seconds):
+    """Share of both cores' time stolen between two cpu_jiffies() readings."""
+    return 100.0 * (after[1] - before[1]) / (os.sysconf("SC_CLK_TCK") * seconds * os.cpu_count())
+
+
 def loadgen(*args):
     out = subprocess.run([LOADGEN, *map(str, args)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)

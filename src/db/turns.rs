@@ -14,10 +14,10 @@
 //! goes at once; but a crowd of label transactions (6 round trips and a
 //! commit each) running side by side takes the shared cores from the
 //! leases, and in a busy queue a lease waited for them (1M pool, 8
-//! annotators labelling flat out on 2 cores: `queue/next` p99 17–24 ms).
+//! annotators labelling flat out on 2 cores: `queue/next` p99 11–13 ms).
 //! So a replica writes at most [`PG_LABEL_WRITES`] labels at a time and
-//! leases go past them (p99 8.5–9.8 ms on the same machine, at ~230
-//! labels/s a replica: a hundred times what 8 people send).
+//! leases go past them (p99 5–8 ms on the same machine, at 290–360
+//! labels/s a replica: dozens of times what 8 people send).
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
