@@ -37,46 +37,87 @@ pub fn decode_features(b: &[u8]) -> Vec<f64> {
         .collect()
 }
 
-const CHUNK: usize = 1000;
+/// Rows per multi-row `INSERT` of an import (and per chunk a streaming
+/// import is handed).
+pub const CHUNK: usize = 1000;
 
 /// Imports a batch in one transaction: rows whose `external_id` exists (in
 /// the project or earlier in the batch) are counted as duplicates and left as
-/// they were; pre-labelled rows get a label row from `importer`.
+/// they were; pre-labelled rows get a label row from `importer`; a
+/// `feature_len` is fixed as the project's.
 pub async fn import(
     db: &sea_orm::DatabaseConnection,
     project_id: i64,
     feature_len: Option<i32>,
-    rows: Vec<NewItem>,
+    mut rows: Vec<NewItem>,
     importer: (i64, &str),
     initial_score: impl Fn(usize) -> f64,
 ) -> Result<ImportOutcome, DbErr> {
-    let txn = db.begin().await?;
-    let mut out = ImportOutcome::default();
-    let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
-    let mut fresh = Vec::with_capacity(rows.len());
-    for r in &rows {
-        if seen.insert(r.external_id.as_str()) {
-            fresh.push(r);
-        } else {
-            out.duplicates += 1;
-        }
+    let (tx, rx) = tokio::sync::mpsc::channel(1 + rows.len() / CHUNK);
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(CHUNK));
+        tx.try_send(std::mem::replace(&mut rows, rest))
+            .expect("the channel holds every chunk");
     }
+    drop(tx);
+    let parsed = async move { Ok::<_, DbErr>(feature_len) };
+    import_stream(db, project_id, rx, parsed, importer, initial_score).await
+}
+
+/// [`import`] of rows that arrive in chunks while they are being parsed:
+/// each chunk is inserted as it comes, and once the sender is done,
+/// `parsed` tells whether the whole body was good (and which feature
+/// length to fix). An error there, or a database error, rolls everything
+/// back: a bad row anywhere changes nothing. The transaction starts with
+/// the first chunk, so a body refused at its first rows never takes the
+/// writer.
+pub async fn import_stream<E: From<DbErr>>(
+    db: &sea_orm::DatabaseConnection,
+    project_id: i64,
+    mut chunks: tokio::sync::mpsc::Receiver<Vec<NewItem>>,
+    parsed: impl std::future::Future<Output = Result<Option<i32>, E>>,
+    importer: (i64, &str),
+    initial_score: impl Fn(usize) -> f64,
+) -> Result<ImportOutcome, E> {
+    let mut out = ImportOutcome::default();
+    let Some(first) = chunks.recv().await else {
+        // Nothing to insert: an empty body, or one refused at its first rows.
+        if let Some(len) = parsed.await? {
+            super::projects::fix_feature_len(db, project_id, len).await?;
+        }
+        return Ok(out);
+    };
+    let txn = db.begin().await?;
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut placed = 0;
     let now = Utc::now();
     let mut label_rows: Vec<labels::ActiveModel> = Vec::new();
-    for (ci, chunk) in fresh.chunks(CHUNK).enumerate() {
-        let inserted = insert_chunk(&txn, project_id, chunk, now, |i| {
-            initial_score(ci * CHUNK + i)
-        })
-        .await?;
+    let mut next = Some(first);
+    while let Some(chunk) = next {
+        let mut fresh = Vec::with_capacity(chunk.len());
+        for r in &chunk {
+            if seen.insert(r.external_id.clone()) {
+                fresh.push(r);
+            } else {
+                out.duplicates += 1;
+            }
+        }
+        if fresh.is_empty() {
+            next = chunks.recv().await;
+            continue;
+        }
+        let inserted =
+            insert_chunk(&txn, project_id, &fresh, now, |i| initial_score(placed + i)).await?;
+        placed += fresh.len();
         out.inserted += inserted.count;
-        out.duplicates += chunk.len() as u64 - inserted.count;
+        out.duplicates += fresh.len() as u64 - inserted.count;
         // Label rows for the pre-labelled items that were inserted.
         for (id, i) in inserted.labeled {
             label_rows.push(labels::ActiveModel {
                 id: NotSet,
                 project_id: Set(project_id),
                 item_id: Set(id),
-                label: Set(chunk[i].label.clone().expect("a labelled row")),
+                label: Set(fresh[i].label.clone().expect("a labelled row")),
                 annotator_id: Set(importer.0),
                 annotator: Set(importer.1.to_string()),
                 source: Set("import".into()),
@@ -85,7 +126,11 @@ pub async fn import(
                 undone_at: Set(None),
             });
         }
+        next = chunks.recv().await;
     }
+    // A bad row after the last chunk sent returns here, and the dropped
+    // transaction rolls back.
+    let feature_len = parsed.await?;
     out.labeled = label_rows.len() as u64;
     while !label_rows.is_empty() {
         let rest = label_rows.split_off(label_rows.len().min(CHUNK));

@@ -52,37 +52,58 @@ fn row_err(row: usize, msg: impl std::fmt::Display) -> String {
 
 /// Parses a request body into rows; errors name the first bad row (1-based).
 pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<ItemInput>, String> {
+    let mut out = Vec::new();
+    parse_rows(format, body, |_, r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Parses a request body row by row, handing each row and its number
+/// (1-based; a JSONL row is numbered by its line) to `each` as soon as it is
+/// read; the first error, the parser's or `each`'s, stops the parse.
+pub fn parse_rows(
+    format: BodyFormat,
+    body: &[u8],
+    mut each: impl FnMut(usize, ItemInput) -> Result<(), String>,
+) -> Result<(), String> {
     match format {
         BodyFormat::Json => {
             let rows: Vec<serde_json::Value> = serde_json::from_slice(body)
                 .map_err(|e| format!("body must be a JSON array of items: {e}"))?;
-            rows.into_iter()
-                .enumerate()
-                .map(|(i, v)| serde_json::from_value(v).map_err(|e| row_err(i + 1, e)))
-                .collect()
+            for (i, v) in rows.into_iter().enumerate() {
+                each(
+                    i + 1,
+                    serde_json::from_value(v).map_err(|e| row_err(i + 1, e))?,
+                )?;
+            }
+            Ok(())
         }
         BodyFormat::Ndjson => {
             // Line by line, so invalid UTF-8 is reported with its row.
-            body.split(|b| *b == b'\n')
-                .enumerate()
-                .map(|(i, l)| {
-                    let l = l.strip_suffix(b"\r").unwrap_or(l);
-                    std::str::from_utf8(l)
-                        .map(|l| (i, l))
-                        .map_err(|e| row_err(i + 1, format!("not UTF-8: {e}")))
-                })
-                .filter(|r| r.as_ref().map_or(true, |(_, l)| !l.trim().is_empty()))
-                .map(|r| {
-                    let (i, l) = r?;
-                    serde_json::from_str(l).map_err(|e| row_err(i + 1, e))
-                })
-                .collect()
+            for (i, l) in body.split(|b| *b == b'\n').enumerate() {
+                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                let l = std::str::from_utf8(l)
+                    .map_err(|e| row_err(i + 1, format!("not UTF-8: {e}")))?;
+                if l.trim().is_empty() {
+                    continue;
+                }
+                each(
+                    i + 1,
+                    serde_json::from_str(l).map_err(|e| row_err(i + 1, e))?,
+                )?;
+            }
+            Ok(())
         }
-        BodyFormat::Csv => parse_csv(body),
+        BodyFormat::Csv => parse_csv(body, each),
     }
 }
 
-fn parse_csv(body: &[u8]) -> Result<Vec<ItemInput>, String> {
+fn parse_csv(
+    body: &[u8],
+    mut each: impl FnMut(usize, ItemInput) -> Result<(), String>,
+) -> Result<(), String> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::Headers)
@@ -109,7 +130,6 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ItemInput>, String> {
             &headers[feature_cols[0]]
         ));
     }
-    let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let row = i + 1;
         let rec = rec.map_err(|e| row_err(row, e))?;
@@ -146,15 +166,18 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ItemInput>, String> {
             ),
             None => None,
         };
-        out.push(ItemInput {
-            external_id: get(ext),
-            text: get(text),
-            features,
-            meta,
-            label: get(label),
-        });
+        each(
+            row,
+            ItemInput {
+                external_id: get(ext),
+                text: get(text),
+                features,
+                meta,
+                label: get(label),
+            },
+        )?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What rows are checked against.
@@ -180,6 +203,32 @@ pub fn check_rows(
         out.push(check_row(r, rules, &mut len).map_err(|e| row_err(row, e))?);
     }
     Ok((out, len))
+}
+
+/// Parses and checks a body, handing the checked rows to `send` in chunks
+/// of `chunk` as they are ready, so a consumer can store one chunk while the
+/// next is parsed. The first bad row stops it (and `send`'s own error does).
+/// Returns the feature length the rows share, as [`check_rows`] does.
+pub fn parse_checked(
+    format: BodyFormat,
+    body: &[u8],
+    rules: &ItemRules<'_>,
+    chunk: usize,
+    mut send: impl FnMut(Vec<NewItem>) -> Result<(), String>,
+) -> Result<Option<usize>, String> {
+    let mut len = rules.feature_len;
+    let mut rows = Vec::with_capacity(chunk);
+    parse_rows(format, body, |row, r| {
+        rows.push(check_row(r, rules, &mut len).map_err(|e| row_err(row, e))?);
+        if rows.len() >= chunk {
+            send(std::mem::replace(&mut rows, Vec::with_capacity(chunk)))?;
+        }
+        Ok(())
+    })?;
+    if !rows.is_empty() {
+        send(rows)?;
+    }
+    Ok(len)
 }
 
 pub fn check_row(
@@ -286,6 +335,39 @@ mod tests {
     fn ndjson_rows_are_numbered() {
         let e = parse_body(BodyFormat::Ndjson, b"{\"text\":\"a\"}\n{\"txt\":1}\n").unwrap_err();
         assert!(e.starts_with("row 2"), "{e}");
+    }
+
+    #[test]
+    fn checked_rows_come_in_chunks_and_errors_name_the_line() {
+        let l = labels();
+        let rules = ItemRules {
+            labels: &l,
+            feature_len: None,
+            allow_label: true,
+        };
+        let body: String = (0..7)
+            .map(|i| format!("{{\"features\":[{i}]}}\n"))
+            .collect();
+        let mut sizes = Vec::new();
+        let len = parse_checked(BodyFormat::Ndjson, body.as_bytes(), &rules, 3, |rows| {
+            sizes.push(rows.len());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((sizes, len), (vec![3, 3, 1], Some(1)));
+        // A blank line keeps the numbering of the lines after it, for the
+        // parser's errors and the rules' alike.
+        let body = b"{\"features\":[1]}\n\n{\"features\":[1,2]}\n";
+        let e = parse_checked(BodyFormat::Ndjson, body, &rules, 3, |_| Ok(())).unwrap_err();
+        assert!(e.starts_with("row 3"), "{e}");
+        // The consumer's refusal stops the parse.
+        let mut calls = 0;
+        let e = parse_checked(BodyFormat::Csv, b"a\n1\n2\n3\n4\n", &rules, 1, |_| {
+            calls += 1;
+            Err("stopped".into())
+        })
+        .unwrap_err();
+        assert_eq!((e.as_str(), calls), ("stopped", 1));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 use super::{project_or_404, views};
 use crate::auth::Caller;
 use crate::db;
-use crate::domain::{check_rows, parse_body, BodyFormat, ItemRules, ItemStatus, Role};
+use crate::domain::{parse_checked, BodyFormat, ItemRules, ItemStatus, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::training;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
+use std::time::Duration;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/projects/{pid}/items", web::post().to(import))
@@ -19,12 +20,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/projects/{pid}/items/{item_id}", web::get().to(get));
 }
 
-/// Reorders the project's pool in the background (after an import or a
-/// change of strategy); errors are logged, the request has been answered.
-pub fn spawn_rescore(state: &web::Data<AppState>, project_id: i64) {
+/// Reorders the project's pool in the background, once `settle` has passed
+/// (after an import, so that the batches of a bulk import that follow join
+/// it; a change of strategy passes zero); errors are logged, the request
+/// has been answered.
+pub fn spawn_rescore(state: &web::Data<AppState>, project_id: i64, settle: Duration) {
     let st = state.clone().into_inner();
     tokio::spawn(async move {
-        if let Err(e) = crate::training::rescore_project(&st, project_id).await {
+        if let Err(e) = crate::training::rescore_project_after(&st, project_id, settle).await {
             tracing::error!(project_id, error = %e, "rescoring failed");
         }
     });
@@ -60,31 +63,39 @@ async fn import(
         .unwrap_or(64 << 20);
     let body = super::read_body(&req, payload, limit).await?;
     let feature_len = super::feature_len(&state, &p).await?;
-    // Parsing 100k rows is CPU work: keep it off the executor.
-    let (rows, len) = web::block(move || {
-        let rows = parse_body(format, &body)?;
+    // Parsing is CPU work: it runs on the blocking pool, a chunk at a time,
+    // while the chunks before it are being inserted.
+    let (tx, chunks) = tokio::sync::mpsc::channel(IMPORT_CHUNKS_AHEAD);
+    let parser = web::block(move || {
         let rules = ItemRules {
             labels: &spec.labels,
             feature_len,
             allow_label: true,
         };
-        check_rows(rows, &rules)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::invalid)?;
-    let new_len = if feature_len.is_none() { len } else { None };
+        parse_checked(format, &body, &rules, db::items::CHUNK, |rows| {
+            tx.blocking_send(rows)
+                .map_err(|_| "the import was stopped".to_string())
+        })
+    });
+    let parsed = async move {
+        let len = parser
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::invalid)?;
+        // Only the first import into a project fixes its feature length.
+        Ok::<_, ApiError>(if feature_len.is_none() { len } else { None }.map(|n| n as i32))
+    };
     let seed = p.id as u64 ^ db::now_ms() as u64;
-    let out = db::items::import(
+    let out = db::items::import_stream(
         &state.db,
         p.id,
-        new_len.map(|n| n as i32),
-        rows,
+        chunks,
+        parsed,
         (caller.token_id, &caller.name),
         move |i| pseudo_random(seed, (i / PLACEHOLDER_RUN) as u64),
     )
     .await;
-    if new_len.is_some() {
+    if feature_len.is_none() {
         state.projects.invalidate(p.id);
     }
     let out = out?;
@@ -99,11 +110,20 @@ async fn import(
                 tracing::error!(project_id = p.id, error = %e, "rescoring failed");
             }
         } else {
-            spawn_rescore(&state, p.id);
+            spawn_rescore(&state, p.id, IMPORT_SETTLE);
         }
     }
     Ok(HttpResponse::Ok().json(out))
 }
+
+/// How long the background ranking after an import into a large pool waits
+/// for further batches of the same import (a client sending 1M rows in
+/// batches of 10k sends one every ~0.2 s).
+const IMPORT_SETTLE: Duration = Duration::from_secs(1);
+
+/// Parsed chunks that may wait for the writer: enough to keep it busy, few
+/// enough that a large body is not held twice over.
+const IMPORT_CHUNKS_AHEAD: usize = 4;
 
 /// Pools up to this many unlabelled items are ranked before an import
 /// answers: the cold start reads that many at most, so it stays quick.

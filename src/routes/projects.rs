@@ -80,7 +80,7 @@ async fn patch(
         .await
         .map_err(ApiError::internal)?;
     if spec.strategy != strategy_before {
-        super::items::spawn_rescore(&state, p.id);
+        super::items::spawn_rescore(&state, p.id, std::time::Duration::ZERO);
     }
     let counts = db::projects::counts(&state.db, p.id).await?;
     Ok(HttpResponse::Ok().json(views::project(&p, counts)))

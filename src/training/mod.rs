@@ -15,7 +15,7 @@ use crate::learner::{self, Input, LearnerError};
 use crate::state::AppState;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Rows fetched and scored at a time when rescoring the pool.
 const SCORE_PAGE: u64 = 5_000;
@@ -379,9 +379,23 @@ async fn is_due(state: &AppState, project_id: i64) -> Result<bool, TrainError> {
 /// while another is still waiting for the project's guard returns at once:
 /// the waiting one starts later and sees the same items.
 pub async fn rescore_project(state: &AppState, project_id: i64) -> Result<(), TrainError> {
+    rescore_project_after(state, project_id, Duration::ZERO).await
+}
+
+/// [`rescore_project`] that first lets `settle` pass, joining the requests
+/// made meanwhile: a bulk import of many batches in a row is then ranked a
+/// few times, not after every batch while the next ones are written.
+pub async fn rescore_project_after(
+    state: &AppState,
+    project_id: i64,
+    settle: Duration,
+) -> Result<(), TrainError> {
     let waiting = &state.training.rescore_waiting;
     if !waiting.lock().expect("rescore set lock").insert(project_id) {
         return Ok(());
+    }
+    if !settle.is_zero() {
+        tokio::time::sleep(settle).await;
     }
     let turn = lock::Turn::wait(state, project_id).await;
     waiting
