@@ -62,16 +62,21 @@ pub fn parse_body(format: BodyFormat, body: &[u8]) -> Result<Vec<ItemInput>, Str
 
 /// Parses a request body row by row, handing each row and its number
 /// (1-based; a JSONL row is numbered by its line) to `each` as soon as it is
-/// read; the first error, the parser's or `each`'s, stops the parse.
+/// read, so a body can be parsed while it is still arriving; the first
+/// error, the parser's, the reader's or `each`'s, stops the parse.
 pub fn parse_rows(
     format: BodyFormat,
-    body: &[u8],
+    mut body: impl std::io::Read,
     mut each: impl FnMut(usize, ItemInput) -> Result<(), String>,
 ) -> Result<(), String> {
+    let read_err = |e: std::io::Error| format!("reading the body: {e}");
     match format {
         BodyFormat::Json => {
-            let rows: Vec<serde_json::Value> = serde_json::from_slice(body)
+            let mut all = Vec::new();
+            body.read_to_end(&mut all).map_err(read_err)?;
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&all)
                 .map_err(|e| format!("body must be a JSON array of items: {e}"))?;
+            drop(all);
             for (i, v) in rows.into_iter().enumerate() {
                 each(
                     i + 1,
@@ -81,8 +86,16 @@ pub fn parse_rows(
             Ok(())
         }
         BodyFormat::Ndjson => {
+            use std::io::BufRead;
             // Line by line, so invalid UTF-8 is reported with its row.
-            for (i, l) in body.split(|b| *b == b'\n').enumerate() {
+            let mut body = std::io::BufReader::with_capacity(64 << 10, body);
+            let mut line = Vec::new();
+            for i in 0.. {
+                line.clear();
+                if body.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
+                    break;
+                }
+                let l = line.strip_suffix(b"\n").unwrap_or(&line);
                 let l = l.strip_suffix(b"\r").unwrap_or(l);
                 let l = std::str::from_utf8(l)
                     .map_err(|e| row_err(i + 1, format!("not UTF-8: {e}")))?;
@@ -101,7 +114,7 @@ pub fn parse_rows(
 }
 
 fn parse_csv(
-    body: &[u8],
+    body: impl std::io::Read,
     mut each: impl FnMut(usize, ItemInput) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut rdr = csv::ReaderBuilder::new()
@@ -211,7 +224,7 @@ pub fn check_rows(
 /// Returns the feature length the rows share, as [`check_rows`] does.
 pub fn parse_checked(
     format: BodyFormat,
-    body: &[u8],
+    body: impl std::io::Read,
     rules: &ItemRules<'_>,
     chunk: usize,
     mut send: impl FnMut(Vec<NewItem>) -> Result<(), String>,
@@ -358,11 +371,11 @@ mod tests {
         // A blank line keeps the numbering of the lines after it, for the
         // parser's errors and the rules' alike.
         let body = b"{\"features\":[1]}\n\n{\"features\":[1,2]}\n";
-        let e = parse_checked(BodyFormat::Ndjson, body, &rules, 3, |_| Ok(())).unwrap_err();
+        let e = parse_checked(BodyFormat::Ndjson, &body[..], &rules, 3, |_| Ok(())).unwrap_err();
         assert!(e.starts_with("row 3"), "{e}");
         // The consumer's refusal stops the parse.
         let mut calls = 0;
-        let e = parse_checked(BodyFormat::Csv, b"a\n1\n2\n3\n4\n", &rules, 1, |_| {
+        let e = parse_checked(BodyFormat::Csv, &b"a\n1\n2\n3\n4\n"[..], &rules, 1, |_| {
             calls += 1;
             Err("stopped".into())
         })

@@ -61,10 +61,11 @@ async fn import(
         .app_data::<ImportLimit>()
         .map(|l| l.0)
         .unwrap_or(64 << 20);
-    let body = super::read_body(&req, payload, limit).await?;
     let feature_len = super::feature_len(&state, &p).await?;
-    // Parsing is CPU work: it runs on the blocking pool, a chunk at a time,
-    // while the chunks before it are being inserted.
+    // Three stages at once: the body arrives (here), it is parsed and
+    // checked a chunk at a time (CPU work, on the blocking pool), and the
+    // chunks before are inserted (here and on the database's side).
+    let (receive, body) = super::stream_body(&req, payload, limit);
     let (tx, chunks) = tokio::sync::mpsc::channel(IMPORT_CHUNKS_AHEAD);
     let parser = web::block(move || {
         let rules = ItemRules {
@@ -72,7 +73,7 @@ async fn import(
             feature_len,
             allow_label: true,
         };
-        parse_checked(format, &body, &rules, db::items::CHUNK, |rows| {
+        parse_checked(format, body, &rules, db::items::CHUNK, |rows| {
             tx.blocking_send(rows)
                 .map_err(|_| "the import was stopped".to_string())
         })
@@ -86,15 +87,20 @@ async fn import(
         Ok::<_, ApiError>(if feature_len.is_none() { len } else { None }.map(|n| n as i32))
     };
     let seed = p.id as u64 ^ db::now_ms() as u64;
-    let out = db::items::import_stream(
-        &state.db,
-        p.id,
-        chunks,
-        parsed,
-        (caller.token_id, &caller.name),
-        move |i| pseudo_random(seed, (i / PLACEHOLDER_RUN) as u64),
-    )
-    .await;
+    let (received, out) = tokio::join!(
+        receive,
+        db::items::import_stream(
+            &state.db,
+            p.id,
+            chunks,
+            parsed,
+            (caller.token_id, &caller.name),
+            move |i| pseudo_random(seed, (i / PLACEHOLDER_RUN) as u64),
+        )
+    );
+    // A body that did not arrive whole has made the parse fail and the
+    // import roll back; its own error is the one to tell.
+    received?;
     if feature_len.is_none() {
         state.projects.invalidate(p.id);
     }
@@ -116,9 +122,10 @@ async fn import(
     Ok(HttpResponse::Ok().json(out))
 }
 
-/// How long the background ranking after an import into a large pool waits
-/// for further batches of the same import (a client sending 1M rows in
-/// batches of 10k sends one every ~0.2 s).
+/// How long the background ranking after an import into a large pool
+/// waits for a further batch (a client sending 1M rows in batches of 10k
+/// sends one every ~0.2 s): a bulk import is ranked after its last batch,
+/// and every [`crate::training::MAX_SETTLE`] while it lasts.
 const IMPORT_SETTLE: Duration = Duration::from_secs(1);
 
 /// Parsed chunks that may wait for the writer: enough to keep it busy, few

@@ -113,23 +113,63 @@ pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))
 }
 
-/// The request body, refused with 413 `payload_too_large` past `limit` bytes;
-/// `req`'s `Content-Length` sizes the buffer (no regrowing copies).
-pub(crate) async fn read_body(
+/// The request body as a blocking [`std::io::Read`] for a parser on the
+/// blocking pool, fed by [`stream_body`] while the body arrives.
+pub(crate) struct BodyReader {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Result<web::Bytes, ()>>,
+    piece: web::Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(piece)) => self.piece = piece,
+                Some(Err(())) => {
+                    return Err(std::io::Error::other("the body did not arrive whole"))
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len());
+        buf[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Streams the request body into a [`BodyReader`]: the future reads it (413
+/// `payload_too_large` past `limit`) and must run while
+/// the reader is read. A body that fails to arrive whole ends the reader
+/// with an error, never with a short, well-formed end. Nothing waits for
+/// the reader: at most `limit` bytes are held, as a whole body would be.
+pub(crate) fn stream_body(
     req: &actix_web::HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<web::BytesMut, ApiError> {
-    // A claimed length reserves at most 64 MiB up front: past that the
-    // buffer grows with what actually arrives.
-    let size_hint = content_length(req).unwrap_or(0);
-    let mut body = web::BytesMut::with_capacity(size_hint.min(limit).min(64 << 20));
-    each_chunk(req, payload, limit, |chunk| {
-        body.extend_from_slice(chunk);
-        Ok(())
-    })
-    .await?;
-    Ok(body)
+) -> (
+    impl std::future::Future<Output = Result<(), ApiError>> + '_,
+    BodyReader,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let feed = async move {
+        let res = each_chunk(req, payload, limit, |chunk| {
+            // A reader that stopped has its own error to tell.
+            let _ = tx.send(Ok(web::Bytes::copy_from_slice(chunk)));
+            Ok(())
+        })
+        .await;
+        if res.is_err() {
+            let _ = tx.send(Err(()));
+        }
+        res
+    };
+    (
+        feed,
+        BodyReader {
+            rx,
+            piece: web::Bytes::new(),
+        },
+    )
 }
 
 /// Hands each chunk of the request body to `f` as it arrives; 413

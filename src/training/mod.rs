@@ -42,10 +42,11 @@ pub enum TrainError {
 #[derive(Default)]
 pub struct TrainingGuards {
     map: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// Projects with a rescore waiting for the guard: a further request joins
-    /// it instead of queueing another whole-pool pass (an import of 1M rows in
-    /// 100 batches would otherwise queue 100 of them).
-    rescore_waiting: Mutex<std::collections::HashSet<i64>>,
+    /// Projects with a rescore waiting (to settle, then for the guard), and
+    /// when it may start: a further request joins it instead of queueing
+    /// another whole-pool pass (an import of 1M rows in 100 batches would
+    /// otherwise queue 100 of them).
+    rescore_waiting: Mutex<HashMap<i64, Settle>>,
     /// The newest rank epoch each project's ranking was started under here:
     /// a ranking still being written in the background stops once it is
     /// no longer the newest.
@@ -382,20 +383,38 @@ pub async fn rescore_project(state: &AppState, project_id: i64) -> Result<(), Tr
     rescore_project_after(state, project_id, Duration::ZERO).await
 }
 
-/// [`rescore_project`] that first lets `settle` pass, joining the requests
-/// made meanwhile: a bulk import of many batches in a row is then ranked a
-/// few times, not after every batch while the next ones are written.
+/// [`rescore_project`] that starts once `settle` has passed since the
+/// newest request joining it, but at most [`MAX_SETTLE`] after the first:
+/// a bulk import of many batches in a row is ranked once after its last
+/// batch (and every few seconds while it lasts), not after every batch
+/// while the next ones are being written.
 pub async fn rescore_project_after(
     state: &AppState,
     project_id: i64,
     settle: Duration,
 ) -> Result<(), TrainError> {
     let waiting = &state.training.rescore_waiting;
-    if !waiting.lock().expect("rescore set lock").insert(project_id) {
-        return Ok(());
+    let now = Instant::now();
+    {
+        let mut w = waiting.lock().expect("rescore set lock");
+        if let Some(s) = w.get_mut(&project_id) {
+            s.start = (now + settle).min(s.first + MAX_SETTLE);
+            return Ok(());
+        }
+        w.insert(
+            project_id,
+            Settle {
+                first: now,
+                start: now + settle,
+            },
+        );
     }
-    if !settle.is_zero() {
-        tokio::time::sleep(settle).await;
+    loop {
+        let start = waiting.lock().expect("rescore set lock")[&project_id].start;
+        if start <= Instant::now() {
+            break;
+        }
+        tokio::time::sleep_until(start.into()).await;
     }
     let turn = lock::Turn::wait(state, project_id).await;
     waiting
@@ -695,6 +714,7 @@ pub async fn current_predictions(
 }
 
 async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError> {
+    let started = Instant::now();
     // The k-means++ head is drawn from a random sample of the pool: only the
     // sample is read and only its head written (the rest keep the seeded
     // random order an import gives them), so an import into a large pool
@@ -728,8 +748,24 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     state.training.set_epoch(project_id, epoch);
     db::items::demote_cold_start_head(&state.db, project_id).await?;
     db::items::write_scores(&state.db, &head, epoch).await?;
+    tracing::info!(
+        project_id,
+        epoch,
+        head = head.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "cold-start head written"
+    );
     Ok(())
 }
+
+/// When a waiting rescore was first asked for, and when it may start.
+struct Settle {
+    first: Instant,
+    start: Instant,
+}
+
+/// The longest a rescore waits for requests to stop joining it.
+pub const MAX_SETTLE: Duration = Duration::from_secs(10);
 
 /// Pool items the cold start reads (the learner's own sample size).
 pub const COLD_START_SAMPLE: u64 = 2_000;

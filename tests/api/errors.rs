@@ -492,7 +492,10 @@ async fn chunked_post(app: &TestApp, path: &str, mib: usize) -> (u16, Value) {
         let mut w = conn.try_clone().unwrap();
         let writer = std::thread::spawn(move || {
             w.write_all(head.as_bytes())?;
-            let chunk = vec![b' '; 1 << 20];
+            // Good rows (one item, repeated): the server inserts the first
+            // chunks while later ones arrive, and must undo them.
+            let line = b"{\"external_id\":\"chunked\",\"features\":[1,2]}\n";
+            let chunk = line.repeat((1 << 20) / line.len());
             for _ in 0..mib {
                 write!(w, "{:x}\r\n", chunk.len())?;
                 w.write_all(&chunk)?;
@@ -624,8 +627,10 @@ async fn bad_input(app: TestApp) {
         assert_eq!((s, code(&v)), (413, "payload_too_large"), "{path}");
     }
     // … and the import over its own limit, also when sent chunked (no length).
+    let counted = app.counts(pid).await;
     let (s, v) = chunked_post(&app, &items, 9).await;
     assert_eq!((s, code(&v)), (413, "payload_too_large"));
+    assert_eq!(app.counts(pid).await, counted, "nothing of it stays");
 
     // 400: deeply nested JSON is refused, not a stack overflow.
     let deep = "[".repeat(100_000);
