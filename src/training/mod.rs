@@ -47,6 +47,10 @@ pub struct TrainingGuards {
     /// another whole-pool pass (an import of 1M rows in 100 batches would
     /// otherwise queue 100 of them).
     rescore_waiting: Mutex<HashMap<i64, Settle>>,
+    /// When each project's newest ranking here began reading the pool: a
+    /// waiting rescore asked for before that has nothing left to do (an
+    /// import followed at once by a training is ranked once, not twice).
+    ranked_from: Mutex<HashMap<i64, Instant>>,
     /// The newest rank epoch each project's ranking was started under here:
     /// a ranking still being written in the background stops once it is
     /// no longer the newest.
@@ -54,6 +58,13 @@ pub struct TrainingGuards {
 }
 
 impl TrainingGuards {
+    fn ranking_starts(&self, project_id: i64) {
+        self.ranked_from
+            .lock()
+            .expect("ranked lock")
+            .insert(project_id, Instant::now());
+    }
+
     fn set_epoch(&self, project_id: i64, epoch: i64) {
         self.epochs
             .lock()
@@ -399,12 +410,14 @@ pub async fn rescore_project_after(
         let mut w = waiting.lock().expect("rescore set lock");
         if let Some(s) = w.get_mut(&project_id) {
             s.start = (now + settle).min(s.first + MAX_SETTLE);
+            s.last = now;
             return Ok(());
         }
         w.insert(
             project_id,
             Settle {
                 first: now,
+                last: now,
                 start: now + settle,
             },
         );
@@ -417,11 +430,25 @@ pub async fn rescore_project_after(
         tokio::time::sleep_until(start.into()).await;
     }
     let turn = lock::Turn::wait(state, project_id).await;
-    waiting
+    let asked = waiting
         .lock()
         .expect("rescore set lock")
-        .remove(&project_id);
+        .remove(&project_id)
+        .map(|s| s.last);
     let turn = turn?;
+    let ranked_since = state
+        .training
+        .ranked_from
+        .lock()
+        .expect("ranked lock")
+        .get(&project_id)
+        .is_some_and(|&t| asked.is_some_and(|a| t >= a));
+    if ranked_since {
+        // A training's ranking (or another rescore) began after the last
+        // request: it has read every item those requests were about.
+        turn.release().await;
+        return Ok(());
+    }
     let res = rescore_in_turn(state, project_id).await;
     turn.release().await;
     res
@@ -454,6 +481,7 @@ async fn rescore_with_model(
     strategy: Strategy,
 ) -> Result<(), TrainError> {
     let started = Instant::now();
+    state.training.ranking_starts(project_id);
     // Two halves of the pool's id range are read and scored side by side:
     // reading a page is a reader connection's thread and decoding it the
     // executor's, so one stream keeps neither core busy.
@@ -715,6 +743,7 @@ pub async fn current_predictions(
 
 async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError> {
     let started = Instant::now();
+    state.training.ranking_starts(project_id);
     // The k-means++ head is drawn from a random sample of the pool: only the
     // sample is read and only its head written (the rest keep the seeded
     // random order an import gives them), so an import into a large pool
@@ -761,6 +790,8 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
 /// When a waiting rescore was first asked for, and when it may start.
 struct Settle {
     first: Instant,
+    /// The newest request that joined it.
+    last: Instant,
     start: Instant,
 }
 
