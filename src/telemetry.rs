@@ -9,7 +9,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub fn init_tracing() {
     use tracing_subscriber::{fmt, EnvFilter};
@@ -29,6 +30,8 @@ pub struct Metrics {
     pub predictions: IntCounterVec,
     pub queue_size: IntGaugeVec,
     pub schedule_ticks: IntCounterVec,
+    /// When `queue_size` was last counted.
+    items_counted_at: Mutex<Option<Instant>>,
 }
 
 impl Metrics {
@@ -101,7 +104,21 @@ impl Metrics {
             predictions,
             queue_size,
             schedule_ticks,
+            items_counted_at: Mutex::new(None),
         }
+    }
+
+    /// Whether `queue_size` is due to be counted again (at most once per
+    /// `every`); a `true` answer claims the count, so concurrent scrapes
+    /// share one.
+    pub fn item_counts_due(&self, every: Duration) -> bool {
+        let mut at = self.items_counted_at.lock().expect("metrics lock");
+        let now = Instant::now();
+        if at.is_some_and(|t| now.duration_since(t) < every) {
+            return false;
+        }
+        *at = Some(now);
+        true
     }
 
     pub fn render(&self) -> String {

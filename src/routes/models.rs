@@ -49,7 +49,7 @@ async fn train(
         return Ok(HttpResponse::Created().json(views::model_version(&v)));
     }
     // Answer 409 now rather than start a training that cannot succeed.
-    let dist = db::stats::label_distribution(&state.db, p.id).await?;
+    let dist = db::stats::label_distribution(&state.read, p.id).await?;
     let classes = dist
         .keys()
         .filter(|l| spec.labels.index_of(l).is_some())
@@ -71,7 +71,7 @@ async fn list(
 ) -> ApiResult<HttpResponse> {
     caller.require_any(&[Role::Annotator, Role::Service])?;
     let (p, _) = project_or_404(&state, path.into_inner()).await?;
-    let rows = db::models::list(&state.db, p.id).await?;
+    let rows = db::models::list(&state.read, p.id).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(views::model_version).collect::<Vec<_>>()))
 }
 

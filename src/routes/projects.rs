@@ -42,8 +42,8 @@ async fn create(
 async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     caller.require_any(&[Role::Annotator, Role::Service])?;
     let mut out = Vec::new();
-    for p in db::projects::list(&state.db).await? {
-        let counts = db::projects::counts(&state.db, p.id).await?;
+    for p in db::projects::list(&state.read).await? {
+        let counts = db::projects::counts(&state.read, p.id).await?;
         out.push(views::project(&p, counts));
     }
     Ok(HttpResponse::Ok().json(out))
@@ -56,7 +56,7 @@ async fn get(
 ) -> ApiResult<HttpResponse> {
     caller.require_any(&[Role::Annotator, Role::Service])?;
     let (p, _) = project_or_404(&state, path.into_inner()).await?;
-    let counts = db::projects::counts(&state.db, p.id).await?;
+    let counts = db::projects::counts(&state.read, p.id).await?;
     Ok(HttpResponse::Ok().json(views::project(&p, counts)))
 }
 
@@ -82,6 +82,6 @@ async fn patch(
     if spec.strategy != strategy_before {
         super::items::spawn_rescore(&state, p.id, std::time::Duration::ZERO);
     }
-    let counts = db::projects::counts(&state.db, p.id).await?;
+    let counts = db::projects::counts(&state.read, p.id).await?;
     Ok(HttpResponse::Ok().json(views::project(&p, counts)))
 }

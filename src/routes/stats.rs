@@ -21,11 +21,11 @@ async fn stats(
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Annotator)?;
     let (p, spec) = project_or_404(&state, path.into_inner()).await?;
-    let counts = db::projects::counts(&state.db, p.id).await?;
-    let dist = db::stats::label_distribution(&state.db, p.id).await?;
-    let sources = db::stats::label_sources(&state.db, p.id).await?;
-    let annotators = db::stats::annotators(&state.db, p.id).await?;
-    let mut versions = db::models::list(&state.db, p.id).await?;
+    let counts = db::projects::counts(&state.read, p.id).await?;
+    let dist = db::stats::label_distribution(&state.read, p.id).await?;
+    let sources = db::stats::label_sources(&state.read, p.id).await?;
+    let annotators = db::stats::annotators(&state.read, p.id).await?;
+    let mut versions = db::models::list(&state.read, p.id).await?;
     versions.reverse();
     let curve: Vec<_> = versions
         .iter()
@@ -62,22 +62,22 @@ async fn stats(
         "stopped_changing": mean_kappa.is_some_and(|k| k >= 0.99),
     });
     let new_labels = db::labels::count_since(
-        &state.db,
+        &state.read,
         p.id,
         active.map(|v| v.label_watermark).unwrap_or(0),
     )
     .await?;
-    let (hist, hist_version) = db::stats::pool_histogram(&state.db, p.id, active).await?;
-    let reviews = db::stats::review_rows(&state.db, p.id).await?;
-    let human = db::stats::human_labels(&state.db, p.id).await?;
-    let gold = db::gold::answers(&state.db, p.id).await?;
-    let gold_items = db::gold::count(&state.db, p.id).await?;
+    let (hist, hist_version) = db::stats::pool_histogram(&state.read, p.id, active).await?;
+    let reviews = db::stats::review_rows(&state.read, p.id).await?;
+    let human = db::stats::human_labels(&state.read, p.id).await?;
+    let gold = db::gold::answers(&state.read, p.id).await?;
+    let gold_items = db::gold::count(&state.read, p.id).await?;
     let mut volumes: std::collections::BTreeMap<
         String,
         serde_json::Map<String, serde_json::Value>,
     > = Default::default();
     state.route_counts.flush(&state.db).await?;
-    for (day, route, n) in db::stats::routing_volumes(&state.db, p.id).await? {
+    for (day, route, n) in db::stats::routing_volumes(&state.read, p.id).await? {
         let e = volumes.entry(day.clone()).or_insert_with(|| {
             let mut m = serde_json::Map::new();
             m.insert("day".into(), json!(day));
