@@ -32,6 +32,9 @@ impl Application {
         let read = db::connect_reader(&settings.database_url, &conn)
             .await
             .context("opening the database's reader connections")?;
+        db::start_checkpointer(&settings.database_url)
+            .await
+            .context("opening the database's checkpoint connection")?;
 
         let write_turns =
             db::turns::WriteTurns::new(conn.get_database_backend() == sea_orm::DbBackend::Sqlite);

@@ -7,6 +7,7 @@ use sea_orm::{
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement, TransactionTrait, Value,
 };
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 pub use items::Model as Item;
 
@@ -685,31 +686,76 @@ pub struct Scored {
     pub prediction: Option<(String, f64, i32)>,
 }
 
-/// Rows per score-writing statement (5 bound values a row: well under
-/// SQLite's 32,766 and PostgreSQL's 65,535 parameters).
+/// Rows per score-writing statement, at most (5 bound values a row: well
+/// under SQLite's 32,766 and PostgreSQL's 65,535 parameters).
 const SCORE_ROWS_PER_STATEMENT: usize = 1_000;
-/// Statements per transaction: one. A transaction of 1,000 rows holds the
-/// (single, on SQLite) writer for a few milliseconds, so a lease or a label
-/// arriving meanwhile barely waits; more rows per commit would save fsyncs
-/// but lengthen that wait (measured: queue p99 at a 1M pool, BENCHMARKS.md).
-const SCORE_STATEMENTS_PER_TXN: usize = 1;
 
-/// Writes scores and predictions, under a rank epoch, in batched statements:
-/// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id = v.id`,
-/// which both SQLite (≥ 3.33) and PostgreSQL run, a few per transaction.
+/// How long one transaction of a ranking write should hold the writer.
+/// Rewriting a row's score moves it in the queue index and rewrites its
+/// page: at a 1M-item SQLite pool that costs 40–100 µs a row, so a fixed
+/// 1,000 rows a transaction held the single writer ~100 ms, and every lease
+/// and label arriving meanwhile waited for it.
+const SCORE_TXN_TARGET: Duration = Duration::from_millis(4);
+
+/// Writes a ranking's scores and predictions, under a rank epoch, in
+/// transactions that each hold the writer about [`SCORE_TXN_TARGET`]: the
+/// rows a transaction double while one takes under half of it and halve
+/// while one takes over twice it (between 16 and
+/// [`SCORE_ROWS_PER_STATEMENT`]); a small pool, or PostgreSQL, soon writes
+/// a thousand rows a commit, a large SQLite pool a few dozen.
+pub struct ScoreWriter {
+    rows_per_txn: usize,
+}
+
+impl Default for ScoreWriter {
+    fn default() -> Self {
+        ScoreWriter { rows_per_txn: 64 }
+    }
+}
+
+impl ScoreWriter {
+    /// Writes `rows` in order, a transaction at a time (each one statement:
+    /// `WITH v(…) AS (VALUES …) UPDATE items SET … FROM v WHERE items.id =
+    /// v.id`, which both SQLite ≥ 3.33 and PostgreSQL run).
+    pub async fn write(
+        &mut self,
+        db: &sea_orm::DatabaseConnection,
+        mut rows: &[Scored],
+        epoch: i64,
+    ) -> Result<(), DbErr> {
+        while !rows.is_empty() {
+            let (chunk, rest) = rows.split_at(self.rows_per_txn.min(rows.len()));
+            let started = Instant::now();
+            let txn = db.begin().await?;
+            write_score_chunk(&txn, chunk, epoch).await?;
+            txn.commit().await?;
+            let full = chunk.len() == self.rows_per_txn;
+            self.rows_per_txn = next_rows_per_txn(self.rows_per_txn, started.elapsed(), full);
+            rows = rest;
+        }
+        Ok(())
+    }
+}
+
+/// The rows for a ranking's next transaction after one of `rows` took
+/// `took` (`full`: it had all `rows`, not just a remainder).
+fn next_rows_per_txn(rows: usize, took: Duration, full: bool) -> usize {
+    if took < SCORE_TXN_TARGET / 2 && full {
+        (rows * 2).min(SCORE_ROWS_PER_STATEMENT)
+    } else if took > SCORE_TXN_TARGET * 2 {
+        (rows / 2).max(16)
+    } else {
+        rows
+    }
+}
+
+/// Writes scores and predictions under a rank epoch ([`ScoreWriter`]).
 pub async fn write_scores(
     db: &sea_orm::DatabaseConnection,
     rows: &[Scored],
     epoch: i64,
 ) -> Result<(), DbErr> {
-    for group in rows.chunks(SCORE_ROWS_PER_STATEMENT * SCORE_STATEMENTS_PER_TXN) {
-        let txn = db.begin().await?;
-        for chunk in group.chunks(SCORE_ROWS_PER_STATEMENT) {
-            write_score_chunk(&txn, chunk, epoch).await?;
-        }
-        txn.commit().await?;
-    }
-    Ok(())
+    ScoreWriter::default().write(db, rows, epoch).await
 }
 
 async fn write_score_chunk(
@@ -945,4 +991,71 @@ pub async fn release(
         .exec(db)
         .await?;
     Ok(res.rows_affected)
+}
+
+#[cfg(test)]
+mod score_writer_tests {
+    use super::*;
+
+    #[test]
+    fn transactions_grow_while_quick_and_shrink_while_slow() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_rows_per_txn(64, ms(1), true), 128);
+        assert_eq!(next_rows_per_txn(800, ms(1), true), 1_000);
+        // A short remainder says nothing about a full transaction's time.
+        assert_eq!(next_rows_per_txn(64, ms(1), false), 64);
+        assert_eq!(next_rows_per_txn(64, ms(4), true), 64);
+        assert_eq!(next_rows_per_txn(64, ms(30), true), 32);
+        assert_eq!(next_rows_per_txn(20, ms(30), true), 16);
+    }
+
+    #[tokio::test]
+    async fn writes_every_row_under_the_epoch() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        crate::db::locks::migrate(&db).await.unwrap();
+        let spec: crate::domain::ProjectRequest =
+            serde_json::from_value(serde_json::json!({"name": "p", "labels": ["a", "b"]})).unwrap();
+        let spec = crate::domain::ProjectSpec::create(spec).unwrap();
+        let pid = crate::db::projects::create(&db, spec.to_fields())
+            .await
+            .unwrap()
+            .id;
+        let rows: Vec<NewItem> = (0..2_500)
+            .map(|i| NewItem {
+                external_id: format!("x{i}"),
+                text: Some(format!("item {i}")),
+                features: None,
+                meta: None,
+                label: None,
+            })
+            .collect();
+        import(&db, pid, None, rows, (0, "test"), |i| i as f64)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = Items::find()
+            .filter(items::Column::ProjectId.eq(pid))
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        let scored: Vec<Scored> = ids
+            .iter()
+            .map(|&id| Scored {
+                id,
+                score: id as f64 / 10.0,
+                prediction: Some(("b".into(), 0.75, 3)),
+            })
+            .collect();
+        let mut w = ScoreWriter::default();
+        w.write(&db, &scored, 7).await.unwrap();
+        assert!((16..=SCORE_ROWS_PER_STATEMENT).contains(&w.rows_per_txn));
+        for i in Items::find().all(&db).await.unwrap() {
+            assert_eq!(i.rank_epoch, 7);
+            assert_eq!(i.score, i.id as f64 / 10.0);
+            assert_eq!(i.pred_label.as_deref(), Some("b"));
+            assert_eq!(i.pred_version, Some(3));
+        }
+    }
 }

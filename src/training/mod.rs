@@ -1,8 +1,10 @@
 //! Training and rescoring: the one place that moves data between the
 //! database and the learner. The cron job and `POST …/train` both call
 //! [`train_project`]; a per-project guard keeps one ML job per project at a
-//! time, across replicas too ([`lock`]); fitting and scoring run on the
-//! blocking pool, never on the executor.
+//! time, across replicas too ([`lock`]); fitting and scoring run on
+//! low-priority threads of their own ([`background`]), never on the
+//! executor.
+mod background;
 mod lock;
 mod store;
 pub mod threshold;
@@ -219,7 +221,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     let n_classes = labels.len();
     let seed = watermark as u64;
     let n_labels = y.len();
-    let (model, metrics) = tokio::task::spawn_blocking(move || {
+    let (model, metrics) = background::spawn("fit", move || {
         let pool_rows: Vec<(Option<String>, Option<Vec<f64>>)> =
             pool.into_iter().map(|(_, t, f, _)| (t, f)).collect();
         let params = learner::TrainParams {
@@ -234,8 +236,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
             &params,
         )
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("training task: {e}"))??;
+    .await??;
     state
         .metrics
         .training_seconds
@@ -247,7 +248,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     let stability = match state.models.current(&state.read, project_id).await? {
         Some(prev) => {
             let sample =
-                db::items::list(&state.db, project_id, None, None, STABILITY_SAMPLE).await?;
+                db::items::list(&state.read, project_id, None, None, STABILITY_SAMPLE).await?;
             let rows: Vec<(Option<String>, Option<Vec<f64>>)> = sample
                 .into_iter()
                 .map(|i| {
@@ -258,14 +259,13 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
                 })
                 .collect();
             let cur = model.clone();
-            tokio::task::spawn_blocking(move || -> Result<Option<f64>, LearnerError> {
+            background::spawn("stability", move || -> Result<Option<f64>, LearnerError> {
                 let x = inputs(&rows);
                 let a = prev.model.predict_proba(&x)?;
                 let b = cur.predict_proba(&x)?;
                 Ok(Some(learner::agreement(&a, &b)))
             })
-            .await
-            .map_err(|e| anyhow::anyhow!("stability task: {e}"))??
+            .await??
         }
         None => None,
     };
@@ -328,7 +328,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
 
 /// True when at least 10 blind audits of auto cases put precision below target.
 async fn audit_failed(state: &AppState, project_id: i64, target: f64) -> Result<bool, TrainError> {
-    let rows = db::stats::review_rows(&state.db, project_id).await?;
+    let rows = db::stats::review_rows(&state.read, project_id).await?;
     let audited: Vec<_> = rows.iter().filter(|r| r.audit).collect();
     if audited.len() < 10 {
         return Ok(false);
@@ -469,8 +469,8 @@ async fn rescore_in_turn(state: &AppState, project_id: i64) -> Result<(), TrainE
 /// first, under a new rank epoch (see `db::items::next_rank_epoch`).
 ///
 /// The pool is read page by page from the reader connections and each page
-/// is scored on the blocking pool, keeping only an id, a score and a
-/// prediction per row; `auto` then reads back just the rows its head can
+/// is scored on a background thread ([`background`]), keeping only an id,
+/// a score and a prediction per row; `auto` then reads back just the rows its head can
 /// come from (see [`learner::AutoPlan`]). The rows are written in ranking
 /// order, so the head leads the queue as soon as its first batch commits,
 /// while the rest of a large pool is still being written.
@@ -532,12 +532,11 @@ async fn rescore_with_model(
             })
             .collect::<Result<_, _>>()?;
         let m = model.clone();
-        scores = tokio::task::spawn_blocking(move || -> Result<Vec<f64>, LearnerError> {
+        scores = background::spawn("rank", move || -> Result<Vec<f64>, LearnerError> {
             let head = learner::auto_head(&m.model, &inputs(&subset), &plan, head_len, seed)?;
             Ok(learner::with_head(&head, scores))
         })
-        .await
-        .map_err(|e| anyhow::anyhow!("ranking task: {e}"))??;
+        .await??;
     }
     let mut bins = [0i64; 10];
     for &(_, conf) in &preds {
@@ -590,7 +589,7 @@ struct PoolScores {
 }
 
 /// Reads the unlabelled items with ids in `(after, until]` page by page and
-/// scores each page on the blocking pool while the next one is read.
+/// scores each page on a background thread while the next one is read.
 async fn score_range(
     state: &AppState,
     project_id: i64,
@@ -600,14 +599,12 @@ async fn score_range(
     until: i64,
 ) -> Result<PoolScores, TrainError> {
     let mut out = PoolScores::default();
-    let mut scoring: Option<tokio::task::JoinHandle<Result<_, LearnerError>>> = None;
+    let mut scoring = None;
     loop {
         let page =
             db::items::unlabeled_page(&state.read, project_id, after, until, SCORE_PAGE).await?;
         if let Some(task) = scoring.take() {
-            let (page_ids, ps): (Vec<i64>, learner::PageScores) = task
-                .await
-                .map_err(|e| anyhow::anyhow!("scoring task: {e}"))??;
+            let (page_ids, ps): (Vec<i64>, learner::PageScores) = task.await??;
             out.ids.extend(page_ids);
             out.scores.extend(ps.scores);
             out.gg.extend(ps.gg);
@@ -619,7 +616,7 @@ async fn score_range(
         let Some(last) = page.last() else { break };
         after = last.id;
         let m = model.clone();
-        scoring = Some(tokio::task::spawn_blocking(move || {
+        scoring = Some(background::spawn("score", move || {
             let seed = (m.meta.version as u64) << 32 ^ page[0].id as u64;
             let rows = decode_rows(page);
             let xs: Vec<Input> = rows
@@ -637,21 +634,22 @@ async fn score_range(
     Ok(out)
 }
 
-/// Rows per transaction while the rest of the ordered depth is written in
-/// the background: short enough that a label or a lease waits at most a few
-/// milliseconds for the (single, on SQLite) writer. Moving a row in the
-/// queue index costs ~70 µs at a 1M pool.
-const RANK_TAIL_ROWS_PER_TXN: usize = 250;
+/// Rows of the ranking's background part written between two checks that
+/// no newer ranking of the project has begun.
+const RANK_TAIL_ROWS_PER_CHECK: usize = 1_000;
 
 /// Writes the first rows of a ranking (`scored`, best first, at most
 /// `--rank-depth` of them; [`crate::config::RankDepth`]): the head now,
-/// best first, and the rest in the background, in small transactions in
-/// id order (neighbouring rows share database pages), given up as soon as
-/// a newer ranking of the project starts. The queue serves the newest epoch
-/// first, so until the rest is written it serves the previous ranking after
-/// the new head. Deeper items keep their earlier order, and their stored
-/// prediction: item views show the active model's (see
-/// [`current_predictions`]), so no retrain rewrites a whole large pool.
+/// best first, and the rest in the background in id order (neighbouring
+/// rows share database pages), given up as soon as a newer ranking of the
+/// project starts; both in short transactions
+/// ([`db::items::ScoreWriter`]), so a lease or a label waits for the
+/// (single, on SQLite) writer a few milliseconds at most. The queue serves
+/// the newest epoch first, so until the rest is written it serves the
+/// previous ranking after the new head. Deeper items keep their earlier
+/// order, and their stored prediction: item views show the active model's
+/// (see [`current_predictions`]), so no retrain rewrites a whole large
+/// pool.
 async fn write_ranking(
     state: &AppState,
     project_id: i64,
@@ -659,7 +657,8 @@ async fn write_ranking(
     epoch: i64,
 ) -> Result<(), TrainError> {
     let mut rest = scored.split_off(scored.len().min(state.rank_depth.sync_rows));
-    db::items::write_scores(&state.db, &scored, epoch).await?;
+    let mut writer = db::items::ScoreWriter::default();
+    writer.write(&state.db, &scored, epoch).await?;
     if rest.is_empty() {
         return Ok(());
     }
@@ -670,12 +669,12 @@ async fn write_ranking(
         let started = Instant::now();
         let rows = rest.len();
         rest.sort_unstable_by_key(|s| s.id);
-        for chunk in rest.chunks(RANK_TAIL_ROWS_PER_TXN) {
+        for chunk in rest.chunks(RANK_TAIL_ROWS_PER_CHECK) {
             if epochs.lock().expect("epochs lock").get(&project_id) != Some(&epoch) {
                 tracing::debug!(project_id, epoch, "ranking superseded");
                 return;
             }
-            if let Err(e) = db::items::write_scores(&db, chunk, epoch).await {
+            if let Err(e) = writer.write(&db, chunk, epoch).await {
                 tracing::warn!(project_id, epoch, error = %e, "writing the ranking's tail");
                 return;
             }
@@ -753,24 +752,26 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
     if rows.is_empty() {
         return Ok(());
     }
-    let scored = tokio::task::spawn_blocking(move || -> Result<Vec<Scored>, LearnerError> {
-        let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
-            .iter()
-            .map(|(_, t, f, _)| (t.clone(), f.clone()))
-            .collect();
-        let scores = learner::cold_start_scores(&inputs(&xs), project_id as u64)?;
-        Ok(rows
-            .iter()
-            .zip(scores)
-            .map(|((id, ..), s)| Scored {
-                id: *id,
-                score: s,
-                prediction: None,
-            })
-            .collect())
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("cold start task: {e}"))??;
+    let scored = background::spawn(
+        "cold-start",
+        move || -> Result<Vec<Scored>, LearnerError> {
+            let xs: Vec<(Option<String>, Option<Vec<f64>>)> = rows
+                .iter()
+                .map(|(_, t, f, _)| (t.clone(), f.clone()))
+                .collect();
+            let scores = learner::cold_start_scores(&inputs(&xs), project_id as u64)?;
+            Ok(rows
+                .iter()
+                .zip(scores)
+                .map(|((id, ..), s)| Scored {
+                    id: *id,
+                    score: s,
+                    prediction: None,
+                })
+                .collect())
+        },
+    )
+    .await??;
     // The head scores in (1, 2]; the rest of the sample stays as it was.
     let head: Vec<Scored> = scored.into_iter().filter(|s| s.score >= 1.0).collect();
     let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
