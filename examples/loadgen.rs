@@ -4,7 +4,8 @@
 //! loadgen annotate URL PID SECONDS TOKEN...
 //!     one annotator per token, each looping queue/next (n = 1) → label until
 //!     SECONDS pass or the queue is empty; the oracle label is the part of the
-//!     item's external_id after its last "__".
+//!     item's external_id after its last "__". `next_by_second` has the
+//!     queue/next latencies of each second of the run.
 //! loadgen predict URL PID TOKEN CONCURRENCY SECONDS BODIES [QUERY]
 //!     CONCURRENCY workers POST …/predict[QUERY] with the request bodies of
 //!     BODIES (in turn) until SECONDS pass: a .jsonl file, one JSON body a
@@ -49,8 +50,9 @@ async fn annotator(
     client: reqwest::Client,
     base: Arc<String>,
     token: String,
+    start: Instant,
     deadline: Instant,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>, u64)> {
+) -> anyhow::Result<(Vec<(f64, f64)>, Vec<f64>, u64)> {
     let (mut next_ms, mut label_ms, mut errors) = (Vec::new(), Vec::new(), 0u64);
     while Instant::now() < deadline {
         let t = Instant::now();
@@ -62,7 +64,7 @@ async fn annotator(
             .await?;
         let ok = r.status().is_success();
         let body: Value = r.json().await?;
-        next_ms.push(ms(t.elapsed()));
+        next_ms.push((t.duration_since(start).as_secs_f64(), ms(t.elapsed())));
         if !ok {
             errors += 1;
             continue;
@@ -232,6 +234,7 @@ fn main() -> anyhow::Result<()> {
                             client.clone(),
                             base.clone(),
                             tok.clone(),
+                            start,
                             deadline,
                         ))
                     })
@@ -244,7 +247,16 @@ fn main() -> anyhow::Result<()> {
                     errors += e;
                 }
                 let wall = start.elapsed().as_secs_f64();
+                // queue/next second by second (by when each request began),
+                // to line slow ones up with what the server was doing.
+                let mut by_second: Vec<Vec<f64>> = vec![Vec::new(); wall.ceil() as usize + 1];
+                for &(at, ms) in &next {
+                    by_second[at as usize].push(ms);
+                }
+                let timeline: Vec<Value> = by_second.into_iter().map(percentiles).collect();
+                let next: Vec<f64> = next.into_iter().map(|(_, ms)| ms).collect();
                 anyhow::Ok(json!({
+                    "next_by_second": timeline,
                     "annotators": args.len() - 4,
                     "seconds": wall,
                     "labels_per_s": label.len() as f64 / wall,
