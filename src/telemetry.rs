@@ -32,7 +32,25 @@ pub struct Metrics {
     pub schedule_ticks: IntCounterVec,
     /// When `queue_size` was last counted.
     items_counted_at: Mutex<Option<Instant>>,
+    /// Requests answered lately, for [`Metrics::serving`], in whole
+    /// seconds since `started`.
+    traffic: Mutex<Traffic>,
+    started: Instant,
 }
+
+/// Requests counted per whole second since start: this second's and the
+/// one before.
+#[derive(Default)]
+struct Traffic {
+    second: u64,
+    this: u32,
+    before: u32,
+}
+
+/// Requests in the current and the previous second from which the server
+/// counts as serving people or services ([`Metrics::serving`]): annotators
+/// at work send hundreds; an admin's clicks or a script's imports, a few.
+const SERVING_REQUESTS: u32 = 20;
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -105,7 +123,35 @@ impl Metrics {
             queue_size,
             schedule_ticks,
             items_counted_at: Mutex::new(None),
+            traffic: Mutex::default(),
+            started: Instant::now(),
         }
+    }
+
+    /// Counts a request toward [`Metrics::serving`].
+    fn count_request(&self, now: Instant) {
+        let second = now.duration_since(self.started).as_secs();
+        let mut t = self.traffic.lock().expect("traffic lock");
+        if second != t.second {
+            t.before = if second == t.second + 1 { t.this } else { 0 };
+            t.this = 0;
+            t.second = second;
+        }
+        t.this += 1;
+    }
+
+    /// Whether requests keep coming: at least [`SERVING_REQUESTS`] in this
+    /// second and the one before. Background fits then leave a core to
+    /// them ([`crate::training`]).
+    pub fn serving(&self) -> bool {
+        let second = Instant::now().duration_since(self.started).as_secs();
+        let t = self.traffic.lock().expect("traffic lock");
+        let recent = match second.saturating_sub(t.second) {
+            0 => t.this + t.before,
+            1 => t.this,
+            _ => 0,
+        };
+        recent >= SERVING_REQUESTS
     }
 
     /// Whether `queue_size` is due to be counted again (at most once per
@@ -148,6 +194,10 @@ pub async fn track(
     let metrics = req.app_data::<web::Data<crate::state::AppState>>().cloned();
     let res = next.call(req).await;
     if let Some(state) = metrics {
+        // Scrapes and health checks are not people or services at work.
+        if !matches!(route.as_str(), "/metrics" | "/healthz") {
+            state.metrics.count_request(start);
+        }
         let status = match &res {
             Ok(r) => r.status().as_u16(),
             Err(e) => e.as_response_error().status_code().as_u16(),
@@ -161,4 +211,30 @@ pub async fn track(
             .observe(start.elapsed().as_secs_f64());
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serving_means_a_steady_stream_of_requests() {
+        let m = Metrics::new();
+        assert!(!m.serving());
+        for _ in 0..SERVING_REQUESTS - 1 {
+            m.count_request(Instant::now());
+        }
+        assert!(!m.serving(), "a few requests are not traffic");
+        m.count_request(Instant::now());
+        assert!(m.serving());
+        // Counted five seconds into a server's life, read three later.
+        let old = Metrics {
+            started: Instant::now() - Duration::from_secs(8),
+            ..Metrics::new()
+        };
+        for _ in 0..100 {
+            old.count_request(old.started + Duration::from_secs(5));
+        }
+        assert!(!old.serving(), "old requests still count");
+    }
 }

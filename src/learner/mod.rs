@@ -77,6 +77,8 @@ pub struct TrainParams {
     /// Threads one text fit's evaluations are split over when it runs alone
     /// (the final fit); cross-validation runs its folds in parallel instead,
     /// one thread each. Default: the machine's cores.
+    /// Threads a fit may use: for the cross-validation folds, and for the
+    /// sparse solver's evaluations (all cores by default).
     pub threads: usize,
 }
 
@@ -363,11 +365,10 @@ fn held_out(
         }
         Ok(out)
     };
-    // Folds are independent: spread them over the cores (each fit itself
-    // runs on one thread — coarse tasks keep their speed on a busy machine).
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(k);
+    // Folds are independent: spread them over the fit's threads (each fit
+    // itself runs on one thread — coarse tasks keep their speed on a busy
+    // machine).
+    let workers = params.threads.clamp(1, k.max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<(usize, _)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..workers)

@@ -221,11 +221,21 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     let n_classes = labels.len();
     let seed = watermark as u64;
     let n_labels = y.len();
+    // While people or services keep the server busy, a fit leaves them a
+    // core: with 8 annotators labelling a 1M pool on 2 cores, a fit on both
+    // took `queue/next` p99 from ~7 to 13-17 ms, on one 8-9 ms.
+    let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let threads = if state.metrics.serving() {
+        cores.saturating_sub(1).max(1)
+    } else {
+        cores
+    };
     let (model, metrics) = background::spawn("fit", move || {
         let pool_rows: Vec<(Option<String>, Option<Vec<f64>>)> =
             pool.into_iter().map(|(_, t, f, _)| (t, f)).collect();
         let params = learner::TrainParams {
             seed,
+            threads,
             ..Default::default()
         };
         learner::train(
@@ -657,7 +667,7 @@ async fn write_ranking(
     epoch: i64,
 ) -> Result<(), TrainError> {
     let mut rest = scored.split_off(scored.len().min(state.rank_depth.sync_rows));
-    let mut writer = db::items::ScoreWriter::default();
+    let mut writer = db::items::ScoreWriter::new(&state.db);
     writer.write(&state.db, &scored, epoch).await?;
     if rest.is_empty() {
         return Ok(());
