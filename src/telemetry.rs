@@ -132,7 +132,9 @@ impl Metrics {
     fn count_request(&self, now: Instant) {
         let second = now.duration_since(self.started).as_secs();
         let mut t = self.traffic.lock().expect("traffic lock");
-        if second != t.second {
+        // A request that began before the newest one counted goes into the
+        // current second.
+        if second > t.second {
             t.before = if second == t.second + 1 { t.this } else { 0 };
             t.this = 0;
             t.second = second;
@@ -227,6 +229,13 @@ mod tests {
         assert!(!m.serving(), "a few requests are not traffic");
         m.count_request(Instant::now());
         assert!(m.serving());
+        // A slow request that began a second earlier does not reset them.
+        let busy = Metrics::new();
+        for _ in 0..SERVING_REQUESTS {
+            busy.count_request(busy.started + Duration::from_secs(3));
+        }
+        busy.count_request(busy.started + Duration::from_secs(2));
+        assert_eq!(busy.traffic.lock().unwrap().this, SERVING_REQUESTS + 1);
         // Counted five seconds into a server's life, read three later.
         let old = Metrics {
             started: Instant::now() - Duration::from_secs(8),
