@@ -72,7 +72,7 @@ pub async fn connect(url: &str, sync: SqliteSync) -> Result<DatabaseConnection, 
 /// past [`WRITER_CHECKPOINT_PAGES`], should this task fall behind.
 /// In-memory databases have no log: nothing is started.
 pub async fn start_checkpointer(url: &str) -> Result<(), DbErr> {
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+    if !sqlite_file(url) {
         return Ok(());
     }
     let mut opt = ConnectOptions::new(url.to_string());
@@ -98,6 +98,12 @@ pub async fn start_checkpointer(url: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Whether `url` names an SQLite database in a file (not in memory), the
+/// kind that has reader connections and a write-ahead log.
+fn sqlite_file(url: &str) -> bool {
+    url.starts_with("sqlite:") && !url.contains(":memory:") && !url.contains("mode=memory")
+}
+
 /// How often [`start_checkpointer`] copies the log into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -114,7 +120,7 @@ pub async fn connect_reader(
     url: &str,
     writer: &DatabaseConnection,
 ) -> Result<DatabaseConnection, DbErr> {
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+    if !sqlite_file(url) {
         return Ok(writer.clone());
     }
     let mut opt = ConnectOptions::new(url.to_string());

@@ -74,11 +74,9 @@ pub struct TrainParams {
     pub alpha_grid: Vec<f64>,
     /// Fit a temperature on the held-out predictions (else T = 1).
     pub calibrate: bool,
-    /// Threads one text fit's evaluations are split over when it runs alone
-    /// (the final fit); cross-validation runs its folds in parallel instead,
-    /// one thread each. Default: the machine's cores.
-    /// Threads a fit may use: for the cross-validation folds, and for the
-    /// sparse solver's evaluations (all cores by default).
+    /// Threads a fit may use: cross-validation runs its folds on this many,
+    /// one fold a thread; the final text fit splits its evaluations over
+    /// them. Default: the machine's cores.
     pub threads: usize,
 }
 

@@ -42,8 +42,8 @@ where
 /// needs no privilege) leaves the thread at its priority.
 ///
 /// Not `SCHED_IDLE`, which was tried: with 8 annotators labelling flat out
-/// it starved a 12,000-label fit to 108 s (28 s at nice +10), for no
-/// `queue/next` p99 a run could tell apart.
+/// it starved a 12,000-label fit to 108 s (18–21 s at nice +10 in the same
+/// benchmark), for no `queue/next` p99 a run could tell apart.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     // SAFETY: getpriority and setpriority only read their integer

@@ -223,7 +223,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     let n_labels = y.len();
     // While people or services keep the server busy, a fit leaves them a
     // core: with 8 annotators labelling a 1M pool on 2 cores, a fit on both
-    // took `queue/next` p99 from ~7 to 13-17 ms, on one 8-9 ms.
+    // took `queue/next` p99 from ~7 to 13-17 ms, on one 7-9 ms.
     let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
     let threads = if state.metrics.serving() {
         cores.saturating_sub(1).max(1)
