@@ -1,5 +1,5 @@
 //! L-BFGS with a strong-Wolfe line search on flat parameter vectors, for the
-//! sparse (text) logistic solver.
+//! sparse logistic solver (text and numeric designs).
 //!
 //! Written here rather than driven through argmin (which linfa-logistic
 //! already pulls in): the text objective computes loss and gradient together

@@ -58,11 +58,13 @@ pub struct TrainParams {
     pub alpha: f64,
     /// Most frequent terms (by document frequency) kept in the vocabulary.
     pub max_vocab: usize,
-    /// Iterations of linfa's solver (a fallback finishes if it stops short).
+    /// Iterations of the solvers (linfa's in the Gram basis — a fallback
+    /// finishes if it stops short — and the sparse one).
     pub max_iterations: u64,
     /// Gradient-norm tolerance of the solver.
     pub tolerance: f64,
-    /// Tolerance of the sparse (text) solver: it stops when no gradient
+    /// Tolerance of the sparse solver (text, and numeric features with more
+    /// labels than columns): it stops when no gradient
     /// entry of the *mean* objective (summed one / labels) exceeds this —
     /// scikit-learn's `tol` for lbfgs.
     pub sparse_tolerance: f64,
@@ -75,7 +77,7 @@ pub struct TrainParams {
     /// Fit a temperature on the held-out predictions (else T = 1).
     pub calibrate: bool,
     /// Threads a fit may use: cross-validation runs its folds on this many,
-    /// one fold a thread; the final text fit splits its evaluations over
+    /// one fold a thread; the final sparse fit splits its evaluations over
     /// them. Default: the machine's cores.
     pub threads: usize,
 }
@@ -126,7 +128,7 @@ impl TrainParams {
 const FEWER_FOLDS_FROM: usize = 2_000;
 const LARGE_CV_FOLDS: usize = 4;
 
-/// Cross-validation fits of the sparse (text) solver stop at this multiple
+/// Cross-validation fits of the sparse solver stop at this multiple
 /// of `sparse_tolerance` (1e-3 by default; the final fit keeps 1e-4, like
 /// scikit-learn). They only rank α values a decade apart and give the
 /// held-out scores for the temperature and the thresholds; the last tenth of

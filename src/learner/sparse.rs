@@ -1,7 +1,10 @@
-//! Multinomial logistic regression trained directly on the sparse rows (text).
+//! Multinomial logistic regression trained directly on the sparse rows: text,
+//! and numeric features once there are more labels than columns (a dense
+//! row is a CSR row with every entry; an evaluation is O(non-zeros ×
+//! classes) either way).
 //!
-//! Same objective as linfa's `MultiLogisticRegression` and [`super::model`]'s
-//! dense path: Σᵢ −log softmax(xᵢW + b)[yᵢ] + α/2‖W‖², intercept unpenalised.
+//! Same objective as linfa's `MultiLogisticRegression` (which
+//! [`super::model`] runs in the Gram basis): Σᵢ −log softmax(xᵢW + b)[yᵢ] + α/2‖W‖², intercept unpenalised.
 //! One evaluation costs O(nnz × classes): scores row by row from the CSR
 //! rows, the gradient `Xᵀ(P − Y)` column by column from a CSC copy (no
 //! scatter into the columns × classes gradient). Minimised by
