@@ -50,6 +50,7 @@ impl Application {
             scheduler: Scheduler::default(),
             route_counts: Default::default(),
             rank_depth: settings.rank_depth,
+            jobs: tokio::runtime::Handle::current(),
         });
         state
             .scheduler

@@ -25,6 +25,13 @@ pub struct AppState {
     pub route_counts: RouteCounts,
     /// How much of a new ranking is written in order.
     pub rank_depth: crate::config::RankDepth,
+    /// The runtime trainings and rankings run on: the server's own
+    /// multi-thread runtime (the scheduler's), never the HTTP worker whose
+    /// request started them. An actix worker serves its requests on one
+    /// thread, and a 1M-item ranking's steps between its background parts
+    /// (collecting the scored pages, sorting, the `auto` head's plan) held
+    /// the requests queued behind them up to ~100 ms.
+    pub jobs: tokio::runtime::Handle,
 }
 
 /// Daily prediction counts per route, added up in memory and written at most

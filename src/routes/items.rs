@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// has been answered.
 pub fn spawn_rescore(state: &web::Data<AppState>, project_id: i64, settle: Duration) {
     let st = state.clone().into_inner();
-    tokio::spawn(async move {
+    state.jobs.spawn(async move {
         if let Err(e) = crate::training::rescore_project_after(&st, project_id, settle).await {
             tracing::error!(project_id, error = %e, "rescoring failed");
         }

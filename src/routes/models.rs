@@ -42,9 +42,15 @@ async fn train(
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Admin)?;
     let (p, spec) = project_or_404(&state, path.into_inner()).await?;
+    let st = state.clone().into_inner();
     if q.wait.unwrap_or(false) {
-        let v = training::train_project(&state, p.id, Trigger::Api)
+        // On the jobs runtime (see `AppState::jobs`); a client that hangs up
+        // leaves the training to finish.
+        let v = state
+            .jobs
+            .spawn(async move { training::train_project(&st, p.id, Trigger::Api).await })
             .await
+            .map_err(ApiError::internal)?
             .map_err(train_error)?;
         return Ok(HttpResponse::Created().json(views::model_version(&v)));
     }
@@ -57,8 +63,7 @@ async fn train(
     if classes < 2 {
         return Err(train_error(TrainError::NotEnoughLabels));
     }
-    let st = state.clone().into_inner();
-    tokio::spawn(async move {
+    state.jobs.spawn(async move {
         let _ = training::train_project(&st, p.id, Trigger::Api).await;
     });
     Ok(HttpResponse::Accepted().json(json!({"status": "started"})))
