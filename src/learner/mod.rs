@@ -61,7 +61,8 @@ pub struct TrainParams {
     /// Iterations of the solvers (linfa's in the Gram basis — a fallback
     /// finishes if it stops short — and the sparse one).
     pub max_iterations: u64,
-    /// Gradient-norm tolerance of the solver.
+    /// Gradient-norm tolerance of linfa's solver (the Gram basis) and of
+    /// its fallback.
     pub tolerance: f64,
     /// Tolerance of the sparse solver (text, and numeric features with more
     /// labels than columns): it stops when no gradient

@@ -328,8 +328,8 @@ enum Kind {
 /// columns are non-zero (numeric features); every other design goes to the
 /// sparse solver, whose cost follows the non-zeros. Numeric designs with
 /// more rows than columns went to linfa on the dense matrix until the
-/// solver here took them: 10k noisy digits (64 columns, 10 classes, the
-/// α grid's 13 fits) trained in 51 s there against 0.74 s here, at the same
+/// sparse solver took them: 10k noisy digits (64 columns, 10 classes, the
+/// α grid's 13 fits) trained in 51 s there against 0.74 s, at the same
 /// objective and scikit-learn's stopping rule (linfa stalls on
 /// well-separated classes, and [`refine`] had to finish most fits).
 const DENSE_MIN_FILL: usize = 4;
