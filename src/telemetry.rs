@@ -184,11 +184,11 @@ impl Default for Metrics {
     }
 }
 
-/// Middleware: counts requests and their latency by route pattern (not by
-/// raw path, so ids do not explode the label space).
 /// Requests slower than this are logged (at debug level).
 const SLOW_REQUEST: Duration = Duration::from_millis(50);
 
+/// Middleware: counts requests and their latency by route pattern (not by
+/// raw path, so ids do not explode the label space).
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -211,15 +211,16 @@ pub async fn track(
         m.http_requests
             .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
             .inc();
+        let took = start.elapsed();
         m.http_latency
             .with_label_values(&[method.as_str(), route.as_str()])
-            .observe(start.elapsed().as_secs_f64());
-        if start.elapsed() > SLOW_REQUEST {
+            .observe(took.as_secs_f64());
+        if took > SLOW_REQUEST {
             tracing::debug!(
                 method,
                 route,
                 status,
-                ms = start.elapsed().as_secs_f64() * 1e3,
+                ms = took.as_secs_f64() * 1e3,
                 "slow request"
             );
         }

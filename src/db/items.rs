@@ -741,20 +741,21 @@ impl ScoreWriter {
             write_score_chunk(&txn, chunk, epoch).await?;
             let before_commit = started.elapsed();
             txn.commit().await?;
+            let took = started.elapsed();
             // On SQLite the commit that takes the log past the writer's
             // checkpoint threshold checkpoints it (see `db::start_checkpointer`):
             // under a 1M-pool ranking, one commit in ~0.4 s took ~100 ms.
-            if started.elapsed() > SCORE_TXN_TARGET * 10 {
+            if took > SCORE_TXN_TARGET * 10 {
                 tracing::debug!(
                     rows = chunk.len(),
-                    ms = started.elapsed().as_secs_f64() * 1e3,
-                    commit_ms = (started.elapsed() - before_commit).as_secs_f64() * 1e3,
+                    ms = took.as_secs_f64() * 1e3,
+                    commit_ms = (took - before_commit).as_secs_f64() * 1e3,
                     "slow ranking transaction"
                 );
             }
             if self.adaptive {
                 let full = chunk.len() == self.rows_per_txn;
-                self.rows_per_txn = next_rows_per_txn(self.rows_per_txn, started.elapsed(), full);
+                self.rows_per_txn = next_rows_per_txn(self.rows_per_txn, took, full);
             }
             rows = rest;
         }

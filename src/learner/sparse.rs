@@ -4,7 +4,8 @@
 //! classes) either way).
 //!
 //! Same objective as linfa's `MultiLogisticRegression` (which
-//! [`super::model`] runs in the Gram basis): Σᵢ −log softmax(xᵢW + b)[yᵢ] + α/2‖W‖², intercept unpenalised.
+//! [`super::model`] runs in the Gram basis):
+//! Σᵢ −log softmax(xᵢW + b)[yᵢ] + α/2‖W‖², intercept unpenalised.
 //! One evaluation costs O(nnz × classes): scores row by row from the CSR
 //! rows, the gradient `Xᵀ(P − Y)` column by column from a CSC copy (no
 //! scatter into the columns × classes gradient). Minimised by
