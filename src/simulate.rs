@@ -46,6 +46,14 @@ pub struct SimulateArgs {
     /// nearly the same curves).
     #[arg(long)]
     pub exact: bool,
+    /// Precision the auto threshold is calibrated to at each budget.
+    #[arg(long, default_value_t = 0.97)]
+    pub target: f64,
+    /// Order of the pool file before the run: as in the file, sorted by
+    /// label (the worst case for a cold start), or shuffled by the seed.
+    /// The curves must not depend on it.
+    #[arg(long, default_value = "file")]
+    pub order: String,
     /// Worker threads (default: the number of CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -184,7 +192,7 @@ pub fn run(a: SimulateArgs) -> std::process::ExitCode {
 
 fn run_inner(a: &SimulateArgs) -> anyhow::Result<()> {
     let plan = plan(a)?;
-    let pool_all = read_jsonl(&a.pool)?;
+    let pool_all = reorder(read_jsonl(&a.pool)?, &a.order, a.seed)?;
     let (pool, test) = match &a.test {
         Some(t) => (pool_all, read_jsonl(t)?),
         None => split(pool_all, a.seed),
@@ -240,6 +248,7 @@ fn run_inner(a: &SimulateArgs) -> anyhow::Result<()> {
                         ..Default::default()
                     },
                     reselect_growth: if a.exact { 1.0 } else { 1.25 },
+                    target_precision: a.target,
                 };
                 let t = std::time::Instant::now();
                 match learner::simulate_run(&pi, &py, &ti, &ty, names.len(), &opts) {
@@ -271,13 +280,15 @@ fn run_inner(a: &SimulateArgs) -> anyhow::Result<()> {
     let mut w = std::fs::File::create(&runs_path)?;
     writeln!(
         w,
-        "set,strategy,seed,n_labels,accuracy,macro_f1,ece,ece_uncalibrated,temperature,alpha,classes_labeled,kappa_previous"
+        "set,strategy,seed,n_labels,accuracy,macro_f1,ece,ece_uncalibrated,temperature,alpha,classes_labeled,kappa_previous,\
+         reported_accuracy,reported_low,reported_high,cv_accuracy,uniform_accuracy,n_uniform,\
+         auto_threshold,test_coverage,test_precision,best_coverage"
     )?;
     for ((r, s), c) in &results {
         for p in c {
             writeln!(
                 w,
-                "{name},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.3},{},{},{:.4}",
+                "{name},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.3},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{:.4},{:.4},{:.4}",
                 labels[*r],
                 a.seed + s,
                 p.n_labels,
@@ -288,7 +299,17 @@ fn run_inner(a: &SimulateArgs) -> anyhow::Result<()> {
                 p.temperature,
                 p.alpha,
                 p.classes_labeled,
-                p.kappa_previous
+                p.kappa_previous,
+                p.reported_accuracy,
+                p.reported_low,
+                p.reported_high,
+                p.cv_accuracy,
+                p.uniform_accuracy,
+                p.n_uniform,
+                p.auto_threshold,
+                p.test_coverage,
+                p.test_precision,
+                p.best_coverage
             )?;
         }
     }
@@ -311,6 +332,7 @@ fn run_inner(a: &SimulateArgs) -> anyhow::Result<()> {
     let svg_path = a.out.join(format!("{name}.svg"));
     std::fs::write(&svg_path, svg(&name, &labels, &summary))?;
     print_table(&name, &labels, &summary);
+    print_honesty(&name, &labels, &results, a.target);
     eprintln!(
         "wrote {}, {}, {}",
         runs_path.display(),
@@ -318,6 +340,24 @@ fn run_inner(a: &SimulateArgs) -> anyhow::Result<()> {
         svg_path.display()
     );
     Ok(())
+}
+
+/// The pool in the order `--order` asks for.
+fn reorder(d: Data, order: &str, seed: u64) -> anyhow::Result<Data> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut idx: Vec<usize> = (0..d.labels.len()).collect();
+    match order {
+        "file" => return Ok(d),
+        "sorted" => idx.sort_by(|&i, &j| d.labels[i].cmp(&d.labels[j])),
+        "shuffled" => idx.shuffle(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed)),
+        o => anyhow::bail!("--order must be file, sorted or shuffled (got {o:?})"),
+    }
+    Ok(Data {
+        texts: idx.iter().map(|&i| d.texts[i].clone()).collect(),
+        feats: idx.iter().map(|&i| d.feats[i].clone()).collect(),
+        labels: idx.iter().map(|&i| d.labels[i].clone()).collect(),
+    })
 }
 
 /// A seeded quarter of the pool held out as the test set.
@@ -413,6 +453,64 @@ fn print_table(name: &str, labels: &[String], summary: &[Vec<Summary>]) {
             print!(" {:.3} ± {:.3} |", p.mean, p.sd);
         }
         println!();
+    }
+}
+
+/// What the server would report against the truth, per strategy and
+/// budget over the seeds: reported (stratified) and cross-validated accuracy
+/// against test accuracy, how often the reported interval covers it, and
+/// the calibrated auto threshold's coverage (against the best any threshold
+/// reaches on the test labels) and test precision.
+fn print_honesty(
+    name: &str,
+    labels: &[String],
+    results: &BTreeMap<(usize, u64), Vec<CurvePoint>>,
+    target: f64,
+) {
+    println!(
+        "\n| {name} | labels | test acc | reported | abs err | interval covers | CV acc | uniform labels | coverage / best | auto precision (min) | misses < target / < 0.95 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (r, l) in labels.iter().enumerate() {
+        let curves: Vec<&Vec<CurvePoint>> = results
+            .iter()
+            .filter(|((rr, _), _)| *rr == r)
+            .map(|(_, c)| c)
+            .collect();
+        let len = curves.iter().map(|c| c.len()).min().unwrap_or(0);
+        for i in 0..len {
+            let pts: Vec<&CurvePoint> = curves.iter().map(|c| &c[i]).collect();
+            let k = pts.len() as f64;
+            let mean = |f: &dyn Fn(&CurvePoint) -> f64| pts.iter().map(|p| f(p)).sum::<f64>() / k;
+            let covers = pts
+                .iter()
+                .filter(|p| p.reported_low <= p.accuracy && p.accuracy <= p.reported_high)
+                .count();
+            let auto: Vec<&&CurvePoint> = pts.iter().filter(|p| p.test_coverage > 0.0).collect();
+            let min_prec = auto
+                .iter()
+                .map(|p| p.test_precision)
+                .fold(f64::NAN, f64::min);
+            let miss_target = auto.iter().filter(|p| p.test_precision < target).count();
+            let miss_95 = auto.iter().filter(|p| p.test_precision < 0.95).count();
+            println!(
+                "| {l} | {} | {:.3} | {:.3} | {:.3} | {}/{} | {:.3} | {:.0} | {:.2} ({:.2}/{:.2}) | {:.3} | {}/{} |",
+                pts[0].n_labels,
+                mean(&|p| p.accuracy),
+                mean(&|p| p.reported_accuracy),
+                mean(&|p| (p.reported_accuracy - p.accuracy).abs()),
+                covers,
+                pts.len(),
+                mean(&|p| p.cv_accuracy),
+                mean(&|p| p.n_uniform as f64),
+                mean(&|p| p.test_coverage) / mean(&|p| p.best_coverage).max(1e-9),
+                mean(&|p| p.test_coverage),
+                mean(&|p| p.best_coverage),
+                min_prec,
+                miss_target,
+                miss_95,
+            );
+        }
     }
 }
 
@@ -545,6 +643,8 @@ mod tests {
             seeds: 2,
             seed: 0,
             exact: false,
+            target: 0.97,
+            order: "file".into(),
             threads: None,
             out: "o".into(),
             name: None,

@@ -8,6 +8,7 @@ mod m20261124_000003_gold_items;
 mod m20261124_220000_create_schedule_ticks;
 mod m20261125_000001_rank_epoch;
 mod m20261201_000001_pool_confidence;
+mod m20261207_000001_selection;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_220000_create_schedule_ticks::Migration),
             Box::new(m20261125_000001_rank_epoch::Migration),
             Box::new(m20261201_000001_pool_confidence::Migration),
+            Box::new(m20261207_000001_selection::Migration),
         ]
     }
 }

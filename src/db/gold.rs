@@ -63,6 +63,7 @@ pub async fn insert(
             audit: Set(false),
             gold_label: Set(Some(g.answer.clone())),
             rank_epoch: Set(0),
+            selection: Set(None),
         };
         let n = Items::insert(model)
             .on_conflict(

@@ -1,5 +1,6 @@
 use super::entities::items::{self, Entity as Items};
 use super::entities::labels;
+use crate::domain::Selection;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Order, Query};
 use sea_orm::{
@@ -125,6 +126,7 @@ pub async fn import_stream<E: From<DbErr>>(
                 duration_ms: Set(None),
                 created_at: Set(now),
                 undone_at: Set(None),
+                selection: Set(Some(Selection::Import.as_str().into())),
             });
         }
         next = chunks.recv().await;
@@ -356,6 +358,31 @@ fn next_ids(
     sub.to_owned()
 }
 
+/// The rank epochs of the next `n` unlabelled items the queue would hand
+/// out (0: the import's placeholder order, which no ranking has reached).
+pub async fn next_epochs(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+    n: u64,
+) -> Result<Vec<i64>, DbErr> {
+    Items::find()
+        .select_only()
+        .column(items::Column::RankEpoch)
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        .filter(
+            Condition::any()
+                .add(items::Column::LeaseExpiresAt.is_null())
+                .add(items::Column::LeaseExpiresAt.lt(super::now_ms())),
+        )
+        .order_by_desc(items::Column::RankEpoch)
+        .order_by_desc(items::Column::Score)
+        .limit(n)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 async fn ids_of(
     db: &impl ConnectionTrait,
     q: &sea_orm::sea_query::SelectStatement,
@@ -579,6 +606,16 @@ pub async fn unlabeled_sample(
     Ok(rows)
 }
 
+/// How many unlabelled items a project has.
+pub async fn count_unlabeled(db: &impl ConnectionTrait, project_id: i64) -> Result<usize, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Ok(Items::find()
+        .filter(items::Column::ProjectId.eq(project_id))
+        .filter(items::Column::Status.eq("unlabeled"))
+        .count(db)
+        .await? as usize)
+}
+
 /// Moves an earlier cold-start head (scores ≥ 1) back among the rest (and
 /// their epoch), so a new head leads the queue alone.
 pub async fn demote_cold_start_head(
@@ -684,9 +721,12 @@ pub struct Scored {
     pub id: i64,
     pub score: f64,
     pub prediction: Option<(String, f64, i32)>,
+    /// How the ranking chose the item: copied to its label when the person
+    /// the queue hands it to labels it.
+    pub selection: Selection,
 }
 
-/// Rows per score-writing statement, at most (5 bound values a row: well
+/// Rows per score-writing statement, at most (6 bound values a row: well
 /// under SQLite's 32,766 and PostgreSQL's 65,535 parameters).
 const SCORE_ROWS_PER_STATEMENT: usize = 1_000;
 
@@ -790,7 +830,7 @@ async fn write_score_chunk(
     epoch: i64,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 5);
+    let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
     let mut tuples = Vec::with_capacity(chunk.len());
     for r in chunk {
         let base = values.len();
@@ -807,22 +847,24 @@ async fn write_score_chunk(
         values.push(pl.into());
         values.push(pc.into());
         values.push(pv.into());
+        values.push(r.selection.as_str().into());
         tuples.push(match backend {
             DbBackend::Postgres => format!(
-                "({}::bigint, {}::float8, {}::text, {}::float8, {}::int)",
+                "({}::bigint, {}::float8, {}::text, {}::float8, {}::int, {}::text)",
                 ph(1),
                 ph(2),
                 ph(3),
                 ph(4),
-                ph(5)
+                ph(5),
+                ph(6)
             ),
-            _ => "(?, ?, ?, ?, ?)".to_string(),
+            _ => "(?, ?, ?, ?, ?, ?)".to_string(),
         });
     }
     let sql = format!(
-        "WITH v(id, score, pl, pc, pv) AS (VALUES {}) \
+        "WITH v(id, score, pl, pc, pv, sel) AS (VALUES {}) \
          UPDATE items SET score = v.score, rank_epoch = {epoch}, pred_label = v.pl, \
-         pred_confidence = v.pc, pred_version = v.pv \
+         pred_confidence = v.pc, pred_version = v.pv, selection = v.sel \
          FROM v WHERE items.id = v.id",
         tuples.join(", ")
     );
@@ -903,6 +945,7 @@ pub async fn store_predictions(
                 audit: Set(r.audit),
                 gold_label: Set(None),
                 rank_epoch: Set(0),
+                selection: Set(None),
             }
         });
         Items::insert_many(models)
@@ -1072,6 +1115,7 @@ mod score_writer_tests {
                 id,
                 score: id as f64 / 10.0,
                 prediction: Some(("b".into(), 0.75, 3)),
+                selection: Selection::Random,
             })
             .collect();
         let mut w = ScoreWriter::new(&db);
@@ -1082,6 +1126,7 @@ mod score_writer_tests {
             assert_eq!(i.score, i.id as f64 / 10.0);
             assert_eq!(i.pred_label.as_deref(), Some("b"));
             assert_eq!(i.pred_version, Some(3));
+            assert_eq!(i.selection.as_deref(), Some("random"));
         }
     }
 }

@@ -1,5 +1,6 @@
 use super::entities::items::{self, Entity as Items};
 use super::entities::labels::{self, Entity as Labels};
+use crate::domain::Selection;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
@@ -119,6 +120,29 @@ async fn live_labels(db: &impl ConnectionTrait, item_id: i64) -> Result<Vec<Labe
         .await
 }
 
+/// How `item` reached the person labelling it: a review item as a review
+/// (or a blind audit); an item the caller leased from the queue as the
+/// ranking that put it there chose it; anything else by hand.
+fn selection_of(item: &items::Model, annotator_id: i64) -> Selection {
+    if item.status == "review" {
+        return if item.audit {
+            Selection::Audit
+        } else {
+            Selection::Review
+        };
+    }
+    // The lease may have run out meanwhile: the item is still the one the
+    // queue handed this person, unless someone else has taken it since.
+    if item.status == "unlabeled" && item.lease_owner == Some(annotator_id) {
+        return item
+            .selection
+            .as_deref()
+            .and_then(Selection::parse)
+            .unwrap_or(Selection::Unranked);
+    }
+    Selection::Browse
+}
+
 /// Records a label and makes it the item's final label, in one transaction
 /// that is committed before this returns (the caller answers 201 after).
 pub async fn create(
@@ -187,6 +211,7 @@ pub async fn create(
         duration_ms: Set(n.duration_ms),
         created_at: Set(now),
         undone_at: Set(None),
+        selection: Set(Some(selection_of(&item, n.annotator_id).as_str().into())),
     }
     .insert(&txn)
     .await?;
@@ -241,6 +266,7 @@ async fn answer_gold(
         duration_ms: Set(n.duration_ms),
         created_at: Set(now),
         undone_at: Set(None),
+        selection: Set(Some(Selection::Gold.as_str().into())),
     }
     .insert(txn)
     .await?;
@@ -389,6 +415,24 @@ pub async fn count_since(
         .filter(labels::Column::UndoneAt.is_null())
         .count(db)
         .await
+}
+
+/// The items of a project with a live label from a uniform draw of the pool
+/// (selection `random`).
+pub async fn uniformly_drawn_items(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> Result<std::collections::HashSet<i64>, DbErr> {
+    let ids: Vec<i64> = Labels::find()
+        .select_only()
+        .column(labels::Column::ItemId)
+        .filter(labels::Column::ProjectId.eq(project_id))
+        .filter(labels::Column::UndoneAt.is_null())
+        .filter(labels::Column::Selection.eq(Selection::Random.as_str()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids.into_iter().collect())
 }
 
 pub async fn max_id(db: &impl ConnectionTrait, project_id: i64) -> Result<i64, DbErr> {

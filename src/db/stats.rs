@@ -53,6 +53,28 @@ pub async fn label_sources(
         .collect())
 }
 
+/// Live labels by how their item was chosen (`labels.selection`; labels
+/// from before it was recorded count as `unknown`).
+pub async fn label_selections(
+    db: &impl ConnectionTrait,
+    project_id: i64,
+) -> Result<BTreeMap<String, i64>, DbErr> {
+    let rows = labels::Entity::find()
+        .select_only()
+        .column_as(labels::Column::Selection, "k")
+        .column_as(labels::Column::Id.count(), "n")
+        .filter(labels::Column::ProjectId.eq(project_id))
+        .filter(labels::Column::UndoneAt.is_null())
+        .group_by(labels::Column::Selection)
+        .into_model::<KeyCount>()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.k.unwrap_or_else(|| "unknown".into()), r.n))
+        .collect())
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AnnotatorStats {
     pub annotator: String,

@@ -5,6 +5,7 @@ mod item;
 mod project;
 mod role;
 mod rules;
+mod selection;
 mod spec;
 
 pub use gold::*;
@@ -12,4 +13,5 @@ pub use item::*;
 pub use project::*;
 pub use role::Role;
 pub use rules::*;
+pub use selection::Selection;
 pub use spec::*;

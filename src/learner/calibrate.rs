@@ -11,6 +11,8 @@ pub(crate) struct HeldOut {
     pub classes: Vec<usize>,
     /// Project label of each row.
     pub truth: Vec<usize>,
+    /// Position of each row among the labels given to training.
+    pub rows: Vec<usize>,
 }
 
 /// Fewest usable held-out rows for fitting a temperature; below it T = 1.
@@ -115,6 +117,7 @@ mod tests {
         HeldOut {
             scores,
             classes: vec![0, 1, 2],
+            rows: (0..truth.len()).collect(),
             truth,
         }
     }

@@ -35,6 +35,10 @@ pub struct Metrics {
     /// auto-accept threshold is chosen on; not stored.
     #[serde(skip)]
     pub heldout: Vec<(f64, bool)>,
+    /// The label (its position among the labels trained on) of each entry
+    /// of `heldout`; not stored.
+    #[serde(skip)]
+    pub heldout_rows: Vec<usize>,
 }
 
 fn one() -> f64 {
@@ -55,6 +59,7 @@ impl Metrics {
             temperature: 1.0,
             alpha: 0.0,
             heldout: vec![],
+            heldout_rows: vec![],
         }
     }
 
@@ -82,6 +87,7 @@ impl Metrics {
                 .zip(y)
                 .map(|((r, p), t)| (r[*p], p == t))
                 .collect(),
+            heldout_rows: (0..y.len()).collect(),
         }
     }
 }

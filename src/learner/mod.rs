@@ -5,6 +5,7 @@
 mod affine;
 mod calibrate;
 mod coldstart;
+pub mod estimate;
 mod features;
 mod lbfgs;
 mod metrics;
@@ -16,13 +17,14 @@ mod strategy;
 mod testdata;
 #[cfg(test)]
 mod tests;
+pub mod threshold;
 mod vexp;
 
 pub use coldstart::cold_start_scores;
 pub use metrics::{agreement, Metrics};
 pub use model::FittedModel;
 pub use sim::{simulate, simulate_run, CurvePoint, InitOrder, SimOptions};
-pub use strategy::{score, AutoPlan, Strategy, DEFAULT_BATCH, EXPLORE_SHARE};
+pub use strategy::{is_explore_slot, score, AutoPlan, Strategy, DEFAULT_BATCH, EXPLORE_SHARE};
 
 use features::Featurizer;
 use model::Design;
@@ -264,6 +266,7 @@ pub(crate) fn select_and_validate(
     let mut cal = Vec::new();
     let mut raw = Vec::new();
     let mut truth = Vec::new();
+    let mut rows = Vec::new();
     for (f, p) in parts.iter().enumerate() {
         let others: Vec<&calibrate::HeldOut> = parts
             .iter()
@@ -288,6 +291,7 @@ pub(crate) fn select_and_validate(
             n_classes,
         ));
         truth.extend_from_slice(&p.truth);
+        rows.extend_from_slice(&p.rows);
     }
     let cat = |v: &[ndarray::Array2<f64>]| {
         let views: Vec<_> = v.iter().map(|p| p.view()).collect();
@@ -306,6 +310,7 @@ pub(crate) fn select_and_validate(
     m.log_loss_uncalibrated = u.log_loss;
     m.temperature = temperature;
     m.alpha = alpha;
+    m.heldout_rows = rows;
     Ok((with_alpha(alpha), m, init))
 }
 
@@ -361,6 +366,7 @@ fn held_out(
                 scores: design.scores(&sub, &test),
                 classes: sub.classes().to_vec(),
                 truth: test.iter().map(|&i| labels[i]).collect(),
+                rows: test.clone(),
             };
             out.push((gi, theta, part));
         }

@@ -3,10 +3,12 @@
 //! strategy, a refit after every batch, and quality on a held-out test set at
 //! each budget.
 use super::coldstart::cold_start_scores;
+use super::estimate::{self, Evidence};
 use super::features::{Csr, Featurizer};
 use super::metrics::{self, accuracy, argmax, ece, macro_f1};
 use super::model::{Design, FittedModel};
-use super::strategy::{rank_auto, score, top_n, Strategy};
+use super::strategy::{is_explore_slot, rank_auto, score, top_n, Strategy};
+use super::threshold;
 use super::{n_distinct, select_and_validate, Input, LearnerError, TrainParams};
 use ndarray::Array2;
 use rand::seq::SliceRandom;
@@ -39,6 +41,8 @@ pub struct SimOptions {
     /// factor since the last choice, and at every budget; in between, refits
     /// keep them. 1.0 = at every refit, exactly the server's behaviour.
     pub reselect_growth: f64,
+    /// The precision the auto threshold is calibrated to at each budget.
+    pub target_precision: f64,
 }
 
 impl SimOptions {
@@ -54,6 +58,7 @@ impl SimOptions {
                 ..Default::default()
             },
             reselect_growth: 1.25,
+            target_precision: 0.97,
         }
     }
 }
@@ -75,6 +80,25 @@ pub struct CurvePoint {
     /// Cohen's κ between this model's and the previous batch's model's
     /// predictions on a fixed sample of the pool (the stopping signal).
     pub kappa_previous: f64,
+    /// What the server would report: accuracy stratified by confidence
+    /// ([`estimate::accuracy`]) with its 95 % interval.
+    pub reported_accuracy: f64,
+    pub reported_low: f64,
+    pub reported_high: f64,
+    /// Out-of-fold accuracy of all labels (the old cross-validation figure).
+    pub cv_accuracy: f64,
+    /// Out-of-fold accuracy of the uniformly drawn labels, and their number.
+    pub uniform_accuracy: f64,
+    pub n_uniform: usize,
+    /// The auto threshold calibrated to `target_precision` (1.0: none).
+    pub auto_threshold: f64,
+    /// Share of the test set at or above it, and the precision there
+    /// (1.0 when nothing is accepted).
+    pub test_coverage: f64,
+    pub test_precision: f64,
+    /// The largest test coverage any threshold reaches at test precision
+    /// ≥ the target: what a threshold chosen on test labels would give.
+    pub best_coverage: f64,
 }
 
 /// Test accuracy after `init` random labels plus batches of `batch` picked by
@@ -133,6 +157,7 @@ pub fn simulate_with(
         budgets: budgets.to_vec(),
         params: params.clone(),
         reselect_growth: 1.25,
+        target_precision: 0.97,
     };
     Ok(
         simulate_run(pool, pool_labels, test, test_labels, n_classes, &opts)?
@@ -188,6 +213,8 @@ pub fn simulate_run(
     };
     let mut is_labeled = vec![false; pool.len()];
     labeled.iter().for_each(|&i| is_labeled[i] = true);
+    // Which labels were uniform draws from the pool.
+    let mut uniform = vec![o.init_order == InitOrder::Random; labeled.len()];
 
     let mut budgets: Vec<usize> = o
         .budgets
@@ -205,6 +232,7 @@ pub fn simulate_run(
         params,
         growth: o.reselect_growth,
         chosen: None,
+        last: None,
     };
     let mut model = state.fit(&labeled, None, true)?;
     let mut prev_stop: Option<Array2<f64>> = None;
@@ -217,7 +245,7 @@ pub fn simulate_run(
             let free: Vec<usize> = (0..pool.len()).filter(|&i| !is_labeled[i]).collect();
             let want = o.batch.min(b - labeled.len());
             let seed = params.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ round;
-            let picked: Vec<usize> = match (&model, o.strategy) {
+            let (picked, drawn): (Vec<usize>, Vec<bool>) = match (&model, o.strategy) {
                 (Some(m), s) if s != Strategy::Random => {
                     let xf = xp.select_rows(&free);
                     let proba = m.proba_csr(&xf);
@@ -226,15 +254,26 @@ pub fn simulate_run(
                         s => score(s, &proba, seed),
                     };
                     let pos: Vec<usize> = (0..free.len()).collect();
-                    top_n(&sc, &pos, want)
+                    let picked: Vec<usize> = top_n(&sc, &pos, want)
                         .into_iter()
                         .map(|p| free[p])
-                        .collect()
+                        .collect();
+                    // The auto head's random places are uniform draws.
+                    let drawn = (0..picked.len())
+                        .map(|j| s == Strategy::Auto && is_explore_slot(j))
+                        .collect();
+                    (picked, drawn)
                 }
-                _ => free.choose_multiple(&mut rng, want).copied().collect(),
+                _ => {
+                    let picked: Vec<usize> =
+                        free.choose_multiple(&mut rng, want).copied().collect();
+                    let n = picked.len();
+                    (picked, vec![true; n])
+                }
             };
             picked.iter().for_each(|&i| is_labeled[i] = true);
             labeled.extend(picked);
+            uniform.extend(drawn);
             let at_budget = labeled.len() >= b;
             let next = state.fit(&labeled, model.as_ref(), at_budget)?;
             if let Some(n) = &next {
@@ -252,7 +291,47 @@ pub fn simulate_run(
                 let raw = m.clone().with_temperature(1.0).proba_csr(&xt);
                 let pred: Vec<usize> = proba.rows().into_iter().map(argmax).collect();
                 let y: Vec<usize> = labeled.iter().map(|&i| pool_labels[i]).collect();
+                let free: Vec<usize> = (0..pool.len()).filter(|&i| !is_labeled[i]).collect();
+                let pool_conf: Vec<f64> = m
+                    .proba_csr(&xp.select_rows(&free))
+                    .rows()
+                    .into_iter()
+                    .map(|r| r[argmax(r)])
+                    .collect();
+                let ev = match &state.last {
+                    Some(mt) => {
+                        let n = pool_conf.len();
+                        Evidence::new(mt, &uniform, pool_conf, n)
+                    }
+                    None => Evidence::default(),
+                };
+                let rep = estimate::accuracy(&ev);
+                let uni = estimate::uniform_accuracy(&ev);
+                let cal = threshold::choose(&ev, o.target_precision);
+                let test_conf: Vec<(f64, bool)> = proba
+                    .rows()
+                    .into_iter()
+                    .zip(&pred)
+                    .zip(test_labels)
+                    .map(|((r, p), t)| (r[*p], p == t))
+                    .collect();
+                let t = cal.auto_threshold.unwrap_or(f64::INFINITY);
+                let acc: Vec<bool> = test_conf.iter().filter(|c| c.0 >= t).map(|c| c.1).collect();
                 CurvePoint {
+                    reported_accuracy: rep.as_ref().map_or(f64::NAN, |e| e.value),
+                    reported_low: rep.as_ref().map_or(f64::NAN, |e| e.low),
+                    reported_high: rep.as_ref().map_or(f64::NAN, |e| e.high),
+                    cv_accuracy: estimate::cv_accuracy(&ev).unwrap_or(f64::NAN),
+                    uniform_accuracy: uni.as_ref().map_or(f64::NAN, |e| e.value),
+                    n_uniform: uni.as_ref().map_or(0, |e| e.n_labels),
+                    auto_threshold: cal.auto_threshold.unwrap_or(1.0),
+                    test_coverage: acc.len() as f64 / test_conf.len().max(1) as f64,
+                    test_precision: if acc.is_empty() {
+                        1.0
+                    } else {
+                        acc.iter().filter(|c| **c).count() as f64 / acc.len() as f64
+                    },
+                    best_coverage: best_coverage(&test_conf, o.target_precision),
                     n_labels: labeled.len(),
                     accuracy: accuracy(&pred, test_labels),
                     macro_f1: macro_f1(&pred, test_labels),
@@ -276,11 +355,38 @@ pub fn simulate_run(
                     &labeled.iter().map(|&i| pool_labels[i]).collect::<Vec<_>>(),
                 ),
                 kappa_previous: kappa,
+                reported_accuracy: f64::NAN,
+                reported_low: f64::NAN,
+                reported_high: f64::NAN,
+                cv_accuracy: f64::NAN,
+                uniform_accuracy: f64::NAN,
+                n_uniform: 0,
+                auto_threshold: 1.0,
+                test_coverage: 0.0,
+                test_precision: 1.0,
+                best_coverage: 0.0,
             },
         };
         curve.push(point);
     }
     Ok(curve)
+}
+
+/// The largest share of `scored` (confidence, right) that a confidence
+/// threshold accepts at precision ≥ `target`.
+pub fn best_coverage(scored: &[(f64, bool)], target: f64) -> f64 {
+    let mut s = scored.to_vec();
+    s.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut right, mut best) = (0usize, 0usize);
+    for (i, c) in s.iter().enumerate() {
+        right += c.1 as usize;
+        // Only cut between distinct confidences.
+        let cut = s.get(i + 1).is_none_or(|n| n.0 < c.0);
+        if cut && right as f64 >= target * (i + 1) as f64 {
+            best = i + 1;
+        }
+    }
+    best as f64 / s.len().max(1) as f64
 }
 
 /// Fits the way [`super::train`] does, keeping α and T between choices.
@@ -294,6 +400,8 @@ struct Trainer<'a> {
     growth: f64,
     /// (labels when chosen, parameters with α, temperature).
     chosen: Option<(usize, TrainParams, f64)>,
+    /// The out-of-fold metrics of the last choice.
+    last: Option<super::Metrics>,
 }
 
 impl Trainer<'_> {
@@ -317,6 +425,7 @@ impl Trainer<'_> {
         if force_select || stale {
             let (p, m, _) = select_and_validate(&design, &y, self.n_classes, self.params)?;
             self.chosen = Some((labeled.len(), p, m.temperature));
+            self.last = Some(m);
         }
         let (_, p, t) = self.chosen.as_ref().expect("chosen above");
         // Warm start only when α did not change (else the old optimum is far).

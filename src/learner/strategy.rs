@@ -124,7 +124,7 @@ pub fn score(strategy: Strategy, proba: &Array2<f64>, seed: u64) -> Vec<f64> {
 
 /// Whether place `slot` of a ranking goes to a random item: one place in
 /// 1/EXPLORE_SHARE, the first at the end of the first such stretch.
-fn is_explore_slot(slot: usize) -> bool {
+pub fn is_explore_slot(slot: usize) -> bool {
     let f = |s: usize| (s as f64 * EXPLORE_SHARE + 1e-9).floor();
     f(slot + 1) > f(slot)
 }

@@ -68,6 +68,11 @@ async fn lease(
         include_escalated: caller.senior,
         skip_labeled_by_owner: status == "unlabeled" && p.labels_per_item > 1,
     };
+    if status == "unlabeled" {
+        crate::training::cold_start_if_unranked(state, p.id, n)
+            .await
+            .map_err(super::models::train_error)?;
+    }
     let turn = state.write_turns.take(Turn::Urgent).await;
     let mut rows =
         db::items::lease_next(&state.db, queue, n, p.lease_seconds as i64 * 1000).await?;

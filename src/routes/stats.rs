@@ -24,6 +24,7 @@ async fn stats(
     let counts = db::projects::counts(&state.read, p.id).await?;
     let dist = db::stats::label_distribution(&state.read, p.id).await?;
     let sources = db::stats::label_sources(&state.read, p.id).await?;
+    let selections = db::stats::label_selections(&state.read, p.id).await?;
     let annotators = db::stats::annotators(&state.read, p.id).await?;
     let mut versions = db::models::list(&state.read, p.id).await?;
     versions.reverse();
@@ -34,6 +35,8 @@ async fn stats(
                 "version": v.version,
                 "n_labels": v.n_labels,
                 "accuracy": v.metrics.get("accuracy"),
+                "accuracy_interval": v.metrics.get("accuracy_interval"),
+                "cv_accuracy": v.metrics.get("cv_accuracy"),
                 "macro_f1": v.metrics.get("macro_f1"),
                 "trained_at": super::views::rfc3339(v.trained_at),
             })
@@ -97,6 +100,7 @@ async fn stats(
         },
         "label_distribution": dist,
         "label_sources": sources,
+        "label_selections": selections,
         "learning_curve": curve,
         "stopping": stopping,
         "override_rate": override_rate,
@@ -214,13 +218,19 @@ async fn export_page(
             .filter(|l| l.item_id == r.id)
             .map(|l| l.annotator.as_str())
             .collect();
+        // How the item reached the person whose label decided it.
+        let selection = labels
+            .iter()
+            .filter(|l| l.item_id == r.id && l.undone_at.is_none())
+            .max_by_key(|l| l.id)
+            .and_then(|l| l.selection.as_deref());
         let features = r.features.as_deref().map(db::items::decode_features);
         match format {
             Format::Jsonl => {
                 let v = json!({
                     "id": r.id, "external_id": r.external_id, "label": r.final_label,
                     "text": r.text, "features": features, "meta": r.meta,
-                    "decided_by": r.decided_by, "annotators": who,
+                    "decided_by": r.decided_by, "annotators": who, "selection": selection,
                     "decisions": trail.iter().filter(|d| d.item_id == r.id).map(|d| json!({
                         "actor": d.actor, "action": d.action, "label": d.label,
                         "suggestion": d.suggestion, "suggestion_shown": d.suggestion_shown,

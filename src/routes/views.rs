@@ -44,6 +44,9 @@ pub struct LabelView {
     pub label: String,
     pub annotator: String,
     pub source: String,
+    /// How the item reached the labeller (`domain::Selection`; null for
+    /// labels from before it was recorded).
+    pub selection: Option<String>,
     pub created_at: String,
     pub duration_ms: Option<i64>,
 }
@@ -55,6 +58,7 @@ pub fn label(l: &Label) -> LabelView {
         label: l.label.clone(),
         annotator: l.annotator.clone(),
         source: l.source.clone(),
+        selection: l.selection.clone(),
         created_at: rfc3339(l.created_at),
         duration_ms: l.duration_ms,
     }

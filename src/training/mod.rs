@@ -7,13 +7,12 @@
 mod background;
 mod lock;
 mod store;
-pub mod threshold;
 
 pub use store::{LoadedModel, ModelBlob, ModelStore};
 
 use crate::db::{self, items::Scored, models::VersionMeta};
-use crate::domain::{LabelSet, Strategy};
-use crate::learner::{self, Input, LearnerError};
+use crate::domain::{LabelSet, Selection, Strategy};
+use crate::learner::{self, threshold, Input, LearnerError};
 use crate::state::AppState;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -202,16 +201,22 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     let labels = project_labels(&project)?;
     let watermark = db::labels::max_id(&state.db, project_id).await?;
     let labeled = decode_rows(db::items::labeled_rows(&state.read, project_id).await?);
+    // A uniform sample of the pool (not its first rows: a file sorted by
+    // class would give a vocabulary of a few classes), which also stands for
+    // the pool in the estimates of the model's quality.
     let pool = decode_rows(
-        db::items::unlabeled_page(&state.read, project_id, 0, i64::MAX, UNSUPERVISED_SAMPLE)
-            .await?,
+        db::items::unlabeled_sample(&state.read, project_id, UNSUPERVISED_SAMPLE).await?,
     );
+    let pool_size = db::items::count_unlabeled(&state.read, project_id).await?;
+    let drawn = db::labels::uniformly_drawn_items(&state.read, project_id).await?;
     let mut y = Vec::with_capacity(labeled.len());
     let mut x_rows = Vec::with_capacity(labeled.len());
-    for (_, t, f, l) in labeled {
+    let mut uniform = Vec::with_capacity(labeled.len());
+    for (id, t, f, l) in labeled {
         if let Some(i) = l.as_deref().and_then(|l| labels.index_of(l)) {
             y.push(i);
             x_rows.push((t, f));
+            uniform.push(drawn.contains(&id));
         }
     }
     let distinct: std::collections::HashSet<usize> = y.iter().copied().collect();
@@ -230,7 +235,7 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     } else {
         cores
     };
-    let (model, metrics) = background::spawn("fit", move || {
+    let (model, metrics, evidence) = background::spawn("fit", move || {
         let pool_rows: Vec<(Option<String>, Option<Vec<f64>>)> =
             pool.into_iter().map(|(_, t, f, _)| (t, f)).collect();
         let params = learner::TrainParams {
@@ -238,13 +243,17 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
             threads,
             ..Default::default()
         };
-        learner::train(
-            &inputs(&x_rows),
-            &y,
-            n_classes,
-            &inputs(&pool_rows),
-            &params,
-        )
+        let pool_inputs = inputs(&pool_rows);
+        let (model, metrics) =
+            learner::train(&inputs(&x_rows), &y, n_classes, &pool_inputs, &params)?;
+        let pool_conf = model
+            .predict_proba(&pool_inputs)?
+            .rows()
+            .into_iter()
+            .map(|p| argmax(p).1)
+            .collect();
+        let evidence = learner::estimate::Evidence::new(&metrics, &uniform, pool_conf, pool_size);
+        Ok::<_, LearnerError>((model, metrics, evidence))
     })
     .await??;
     state
@@ -281,10 +290,11 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
     };
     let mut metrics_json = serde_json::to_value(&metrics).map_err(anyhow::Error::from)?;
     metrics_json["stability_kappa"] = serde_json::json!(stability);
+    quality_estimates(&mut metrics_json, &evidence);
     let (auto_threshold, review_threshold) = match project.target_precision {
         None => (project.auto_threshold, project.review_threshold),
         Some(target) => {
-            let mut cal = threshold::choose(&metrics.heldout, target);
+            let mut cal = threshold::choose(&evidence, target);
             // A failed audit of auto cases tightens the threshold a step.
             if let (Some(t), true) = (
                 cal.auto_threshold,
@@ -334,6 +344,34 @@ async fn train_locked(state: &AppState, project_id: i64) -> Result<VersionMeta, 
         .with_label_values(&["rescore"])
         .observe(t.elapsed().as_secs_f64());
     Ok(meta)
+}
+
+/// Puts the honest estimates into a model version's metrics: `accuracy`
+/// becomes the accuracy on the whole project stratified by confidence (see
+/// [`learner::estimate`]), with its interval and what it rests on; the
+/// plain out-of-fold accuracy of the labels, biased low when active
+/// learning chose them, stays as `cv_accuracy`.
+fn quality_estimates(m: &mut serde_json::Value, ev: &learner::estimate::Evidence) {
+    use learner::estimate;
+    m["cv_accuracy"] = m["accuracy"].clone();
+    let n_uniform = ev.labels.iter().filter(|l| l.uniform).count();
+    m["accuracy_basis"] = serde_json::json!({
+        "method": "stratified_by_confidence",
+        "labels": ev.labels.len(),
+        "uniform_labels": n_uniform,
+        "pool_items": ev.pool_size,
+        "pool_sample": ev.pool.len(),
+    });
+    if let Some(e) = estimate::accuracy(ev) {
+        m["accuracy"] = serde_json::json!(e.value);
+        m["accuracy_interval"] = serde_json::json!([e.low, e.high]);
+    }
+    m["uniform_accuracy"] = match estimate::uniform_accuracy(ev) {
+        Some(e) => serde_json::json!({
+            "value": e.value, "low": e.low, "high": e.high, "labels": e.n_labels,
+        }),
+        None => serde_json::Value::Null,
+    };
 }
 
 /// True when at least 10 blind audits of auto cases put precision below target.
@@ -522,6 +560,8 @@ async fn rescore_with_model(
         seconds = started.elapsed().as_secs_f64(),
         "pool scored"
     );
+    // Pool positions the ranking drew uniformly at random.
+    let mut drawn = std::collections::HashSet::new();
     if strategy == Strategy::Auto {
         let seed = (model.meta.version as u64) << 32 ^ project_id as u64;
         let head_len = learner::auto_head_len(learner::DEFAULT_BATCH);
@@ -542,11 +582,21 @@ async fn rescore_with_model(
             })
             .collect::<Result<_, _>>()?;
         let m = model.clone();
-        scores = background::spawn("rank", move || -> Result<Vec<f64>, LearnerError> {
-            let head = learner::auto_head(&m.model, &inputs(&subset), &plan, head_len, seed)?;
-            Ok(learner::with_head(&head, scores))
-        })
+        let head;
+        (scores, head) = background::spawn(
+            "rank",
+            move || -> Result<(Vec<f64>, Vec<usize>), LearnerError> {
+                let head = learner::auto_head(&m.model, &inputs(&subset), &plan, head_len, seed)?;
+                Ok((learner::with_head(&head, scores), head))
+            },
+        )
         .await??;
+        drawn.extend(
+            head.iter()
+                .enumerate()
+                .filter(|(slot, _)| learner::is_explore_slot(*slot))
+                .map(|(_, &i)| i),
+        );
     }
     let mut bins = [0i64; 10];
     for &(_, conf) in &preds {
@@ -573,6 +623,11 @@ async fn rescore_with_model(
                 preds[i].1,
                 model.meta.version,
             )),
+            selection: if strategy == Strategy::Random || drawn.contains(&i) {
+                Selection::Random
+            } else {
+                Selection::Active
+            },
         })
         .collect();
     let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
@@ -750,13 +805,54 @@ pub async fn current_predictions(
     Ok(())
 }
 
+/// Makes sure the next `n` items of a project without a model come from a
+/// cold start, not from the import's placeholder order (which follows the
+/// file in runs): when the queue would hand out an unranked item — right
+/// after an import, before its background ranking has run, or once an
+/// earlier cold start's sample is used up — a cold start runs now, under
+/// the project's turn, and the lease waits for it. Whatever the timing or
+/// the order of the file, the first items handed out are the same kind of
+/// sample of the whole pool.
+pub async fn cold_start_if_unranked(
+    state: &AppState,
+    project_id: i64,
+    n: u64,
+) -> Result<(), TrainError> {
+    let unranked = || async {
+        let epochs = db::items::next_epochs(&state.db, project_id, n).await?;
+        Ok::<bool, TrainError>(epochs.contains(&0))
+    };
+    if state
+        .models
+        .current(&state.read, project_id)
+        .await?
+        .is_some()
+        || !unranked().await?
+    {
+        return Ok(());
+    }
+    let turn = lock::Turn::wait(state, project_id).await?;
+    // Asked again with the turn: a ranking or a training may just have run.
+    let res = match state.models.current(&state.read, project_id).await {
+        Ok(None) => match unranked().await {
+            Ok(true) => cold_start(state, project_id).await,
+            other => other.map(|_| ()),
+        },
+        other => other.map(|_| ()).map_err(TrainError::from),
+    };
+    turn.release().await;
+    res
+}
+
 async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError> {
     let started = Instant::now();
     state.training.ranking_starts(project_id);
-    // The k-means++ head is drawn from a random sample of the pool: only the
-    // sample is read and only its head written (the rest keep the seeded
-    // random order an import gives them), so an import into a large pool
-    // costs a sample, not a pass over every item.
+    // The k-means++ head is drawn from a uniform sample of the pool, and the
+    // rest of the sample follows it in random order: only the sample is read
+    // and written, so an import into a large pool costs a sample, not a pass
+    // over every item, and the first 2,000 items handed out never follow
+    // the file's order (a file sorted by class would otherwise be served one
+    // class at a time until a model exists).
     let sample = db::items::unlabeled_sample(&state.read, project_id, COLD_START_SAMPLE).await?;
     let rows = decode_rows(sample);
     if rows.is_empty() {
@@ -777,13 +873,20 @@ async fn cold_start(state: &AppState, project_id: i64) -> Result<(), TrainError>
                     id: *id,
                     score: s,
                     prediction: None,
+                    // The head is chosen for diversity; the rest of the
+                    // uniform sample, in random order, are uniform draws.
+                    selection: if s >= 1.0 {
+                        Selection::ColdStart
+                    } else {
+                        Selection::Random
+                    },
                 })
                 .collect())
         },
     )
     .await??;
-    // The head scores in (1, 2]; the rest of the sample stays as it was.
-    let head: Vec<Scored> = scored.into_iter().filter(|s| s.score >= 1.0).collect();
+    // The head scores in (1, 2], the rest of the sample in [0, 1).
+    let head = scored;
     let epoch = db::items::next_rank_epoch(&state.db, project_id).await?;
     state.training.set_epoch(project_id, epoch);
     db::items::demote_cold_start_head(&state.db, project_id).await?;

@@ -45,7 +45,7 @@ function axisTitle(g, text, x, y, rotate) {
  */
 export function lineChart({ series, xLabel, yLabel, yMin, yMax, fmtX = String, fmtY = String, label }) {
   const svg = svgRoot(label);
-  const all = series.flatMap((se) => se.points);
+  const all = series.flatMap((se) => [...se.points, ...(se.band || []).flatMap((b) => [{ x: b.x, y: b.lo }, { x: b.x, y: b.hi }])]);
   let x0 = Math.min(...all.map((p) => p.x)), x1 = Math.max(...all.map((p) => p.x));
   const single = x0 === x1;
   if (single) { x0 -= 1; x1 += 1; }
@@ -67,6 +67,14 @@ export function lineChart({ series, xLabel, yLabel, yMin, yMax, fmtX = String, f
   g.append(s("line", { x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom, class: "axis" }));
   axisTitle(g, xLabel, (M.left + W - M.right) / 2, H - 6);
   axisTitle(g, yLabel, 13, (M.top + H - M.bottom) / 2, true);
+  for (const se of series) {
+    // An interval drawn as a shaded band behind the line.
+    const band = [...(se.band || [])].sort((a, b) => a.x - b.x);
+    if (band.length > 1) {
+      const pts = [...band.map((b) => [x(b.x), y(b.hi)]), ...band.reverse().map((b) => [x(b.x), y(b.lo)])];
+      g.append(s("polygon", { points: pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "), fill: se.color, "fill-opacity": 0.14, stroke: "none", class: "series-band" }));
+    }
+  }
   for (const se of series) {
     const pts = [...se.points].sort((a, b) => a.x - b.x);
     if (pts.length > 1) {

@@ -92,10 +92,20 @@ function empty(text) {
 function learning(curve) {
   const pts = curve.filter((v) => typeof v.accuracy === "number");
   if (!pts.length) return empty("One point appears per model version once a model has been trained and evaluated.");
-  const f1 = pts.filter((v) => typeof v.macro_f1 === "number");
-  const tip = (v, what, x) => `v${v.version} · ${fmt.int(v.n_labels)} labels · ${what} ${fmt.pct(x, 1)}`;
-  const series = [{ name: "accuracy", color: C.accuracy, points: pts.map((v) => ({ x: v.n_labels, y: v.accuracy, tip: tip(v, "accuracy", v.accuracy) })) }];
-  if (f1.length) series.push({ name: "macro F1", color: C.f1, dash: "6 4", points: f1.map((v) => ({ x: v.n_labels, y: v.macro_f1, tip: tip(v, "macro F1", v.macro_f1) })) });
+  // `accuracy` is estimated on every item of the project (labels weighted by
+  // their confidence bin's share of all items), with a 95 % interval; the
+  // cross-validated accuracy of the labels themselves undershoots, since
+  // active learning chose the hardest items.
+  const cv = pts.filter((v) => typeof v.cv_accuracy === "number");
+  const iv = (v) => Array.isArray(v.accuracy_interval) && v.accuracy_interval.length === 2;
+  const range = (v) => iv(v) ? ` (95 % interval ${fmt.pct(v.accuracy_interval[0], 1)}–${fmt.pct(v.accuracy_interval[1], 1)})` : "";
+  const tip = (v, what, x, extra = "") => `v${v.version} · ${fmt.int(v.n_labels)} labels · ${what} ${fmt.pct(x, 1)}${extra}`;
+  const series = [{
+    name: "accuracy on all items (estimated)", color: C.accuracy,
+    points: pts.map((v) => ({ x: v.n_labels, y: v.accuracy, tip: tip(v, "estimated accuracy", v.accuracy, range(v)) })),
+    band: pts.filter(iv).map((v) => ({ x: v.n_labels, lo: v.accuracy_interval[0], hi: v.accuracy_interval[1] })),
+  }];
+  if (cv.length) series.push({ name: "on the labels chosen (cross-validated)", color: C.f1, dash: "6 4", points: cv.map((v) => ({ x: v.n_labels, y: v.cv_accuracy, tip: tip(v, "cross-validated accuracy of the chosen labels", v.cv_accuracy) })) });
   const lo = Math.min(...series.flatMap((s) => s.points.map((p) => p.y)));
   const last = pts[pts.length - 1];
   return [
@@ -104,7 +114,8 @@ function learning(curve) {
       fmtX: (v) => fmt.int(Math.round(v)), fmtY: (v) => (v * 100).toFixed(0) + "%",
       label: `Learning curve: ${pts.length} model versions; latest v${last.version} at ${last.n_labels} labels, accuracy ${fmt.pct(last.accuracy, 1)}`,
     }),
-    h("div.chart-foot", legend(series), h("span.muted", `${pts.length} version${pts.length > 1 ? "s" : ""} · latest v${last.version}: ${fmt.pct(last.accuracy, 1)}`)),
+    h("div.chart-foot", legend(series), h("span.muted", `${pts.length} version${pts.length > 1 ? "s" : ""} · latest v${last.version}: ${fmt.pct(last.accuracy, 1)}${range(last)}`)),
+    h("p.muted.chart-note", "Accuracy is estimated on every item of the project, not only on the labelled ones: active learning asks for the hardest items, so accuracy on those (dashed) understates the model. The band is the 95 % interval."),
   ];
 }
 

@@ -11,6 +11,7 @@ mod shutdown;
 mod errors;
 mod flow;
 mod hammer;
+mod honest;
 mod openapi;
 mod predict;
 mod queue;

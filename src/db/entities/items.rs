@@ -35,6 +35,9 @@ pub struct Model {
     /// For gold items (status `gold`): the known answer. The model's
     /// `pred_label` then holds the suggestion shown, right or deliberately wrong.
     pub gold_label: Option<String>,
+    /// How the newest ranking chose this item (`cold_start`, `random`,
+    /// `active`; NULL: the import's placeholder order).
+    pub selection: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

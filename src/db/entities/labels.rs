@@ -14,6 +14,8 @@ pub struct Model {
     pub duration_ms: Option<i64>,
     pub created_at: DateTimeUtc,
     pub undone_at: Option<DateTimeUtc>,
+    /// How the item reached the person who labelled it (see `domain::Selection`).
+    pub selection: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
