@@ -102,7 +102,7 @@ fn rs(name: &str) -> RefOr<Schema> {
     RefOr::Ref(r(name))
 }
 
-// ---- the shapes of API.md ----
+// ---- the shapes of docs/api.md ----
 
 const ROLES: [&str; 4] = ["admin", "reviewer", "annotator", "service"];
 const STRATEGIES: [&str; 5] = ["auto", "entropy", "margin", "least_confidence", "random"];

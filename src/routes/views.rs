@@ -1,4 +1,4 @@
-//! The JSON shapes of API.md, built from database rows.
+//! The JSON shapes of docs/api.md, built from database rows.
 use crate::db::{self, items::Item, labels::Label, models::VersionMeta, projects::Project};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;

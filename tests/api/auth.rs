@@ -35,7 +35,7 @@ const CALLERS: [Caller; 9] = [
     Caller::Admin,
 ];
 
-/// Who a route lets in (API.md's role table, plus loupe's rules).
+/// Who a route lets in (docs/api.md's role table, plus loupe's rules).
 #[derive(Debug, Clone, Copy)]
 enum Access {
     Public,

@@ -1,4 +1,4 @@
-//! Every error code of API.md, from the outside; a failed request changes nothing.
+//! Every error code of docs/api.md, from the outside; a failed request changes nothing.
 use crate::both_backends;
 use crate::common::{TestApp, ADMIN};
 use reqwest::Method;
