@@ -22,6 +22,9 @@ pub enum LabelError {
     AlreadyLabeledByYou,
     /// A gold item is answered once per person.
     GoldAnsweredByYou,
+    /// Another person's label decides the item (one label per item): only
+    /// a reviewer may change it, as an override.
+    LabeledByOther,
     Db(DbErr),
 }
 
@@ -179,6 +182,38 @@ pub async fn create(
         return Ok(answered);
     }
     let review = item.status == "review";
+    // A decided item is changed only by someone of at least the tier that
+    // decided it: the model's auto decisions and review decisions by
+    // reviewers, escalated ones by senior reviewers. The change is recorded
+    // as an override (or a confirmation) of that decision.
+    let decided_tier = match item.status.as_str() {
+        "auto" => Some("review"),
+        "labeled" => item.tier.as_deref(),
+        _ => None,
+    };
+    if let Some(tier) = decided_tier {
+        if !n.may_review {
+            return Err(LabelError::ReviewerOnly);
+        }
+        if tier == "escalate" && !n.may_escalate {
+            return Err(LabelError::SeniorOnly);
+        }
+    }
+    // With one label per item, the item's live labels are replaced, never
+    // joined: another person's label is changed by reviewers only.
+    let replaced = if n.labels_per_item <= 1 && item.status != "unlabeled" && !review {
+        let live = live_labels(&txn, item.id).await?;
+        if decided_tier.is_none()
+            && !n.may_review
+            && live.iter().any(|l| l.annotator_id != n.annotator_id)
+        {
+            return Err(LabelError::LabeledByOther);
+        }
+        live
+    } else {
+        Vec::new()
+    };
+    let corrects_other = replaced.iter().any(|l| l.annotator_id != n.annotator_id);
     if n.labels_per_item > 1 && !review {
         let mine = live_labels(&txn, item.id)
             .await?
@@ -197,9 +232,25 @@ pub async fn create(
         } else {
             "override"
         }
+    } else if decided_tier.is_some() || corrects_other {
+        if item.final_label.as_deref() == Some(n.label) {
+            "review"
+        } else {
+            "override"
+        }
     } else {
         "human"
     };
+    if !replaced.is_empty() {
+        Labels::update_many()
+            .col_expr(
+                labels::Column::UndoneAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(labels::Column::Id.is_in(replaced.iter().map(|l| l.id)))
+            .exec(&txn)
+            .await?;
+    }
     let label = labels::ActiveModel {
         id: NotSet,
         project_id: Set(n.project_id),
@@ -215,7 +266,7 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
-    let resolution = if review || n.labels_per_item <= 1 {
+    let resolution = if review || decided_tier.is_some() || n.labels_per_item <= 1 {
         // A reviewer's decision is final (also on ties of k annotators); with
         // k = 1 the newest label is final, and that is this one (the item's
         // row is locked), so its other labels need not be read.

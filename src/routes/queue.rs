@@ -241,6 +241,9 @@ async fn create_label(
         ),
         LabelError::LeasedToOther => ApiError::conflict("this item is leased to another annotator"),
         LabelError::GoldAnsweredByYou => ApiError::conflict("you have answered this item already"),
+        LabelError::LabeledByOther => {
+            ApiError::conflict("another person's label decides this item; a reviewer can change it")
+        }
         LabelError::AlreadyLabeledByYou => {
             ApiError::conflict("you have labeled this item already; it needs other people's labels")
         }
@@ -275,7 +278,9 @@ async fn undo_label(
     db::labels::undo(&state.db, &label)
         .await
         .map_err(|e| match e {
-            UndoError::AlreadyUndone => ApiError::conflict("this label was already undone"),
+            UndoError::AlreadyUndone => {
+                ApiError::conflict("this label was already undone, or replaced by a later label")
+            }
             UndoError::Db(e) => e.into(),
         })?;
     Ok(HttpResponse::NoContent().finish())

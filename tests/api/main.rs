@@ -12,6 +12,7 @@ mod errors;
 mod flow;
 mod hammer;
 mod honest;
+mod integrity;
 mod openapi;
 mod predict;
 mod queue;

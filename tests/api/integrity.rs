@@ -1,0 +1,181 @@
+//! Decisions nobody can quietly rewrite (the outside attack run's first
+//! two findings): a decided item changes only at the hands of someone of
+//! the tier that decided it, as a recorded override, and an item never has
+//! two live labels when the project asks for one.
+use crate::both_backends;
+use crate::common::{TestApp, ADMIN};
+use serde_json::{json, Value};
+
+async fn setup(app: &TestApp) -> (i64, String, String, String, String) {
+    let pid = app
+        .project(
+            json!({"name": "acct", "labels": ["ham", "spam"], "retrain_cron": null,
+                        "routing": {"auto_threshold": 0.95, "review_threshold": 0.0,
+                                    "rules": [{"field": "amount", "op": ">=", "value": 50000}]}}),
+        )
+        .await;
+    let rows: Vec<Value> = (0..40)
+        .map(|i| {
+            let x = (i as f64 - 19.5) * 2.0;
+            json!({"external_id": format!("seed{i}"), "features": [x],
+                   "label": if x < 0.0 { "ham" } else { "spam" }})
+        })
+        .collect();
+    app.import_json(pid, &rows).await;
+    app.train(pid).await;
+    let service = app.token("svc", "service").await;
+    let annotator = app.token("ann", "annotator").await;
+    let reviewer = app.token("rev", "reviewer").await;
+    let (s, v) = app
+        .post(
+            "/api/v1/tokens",
+            ADMIN,
+            json!({"name": "sen", "role": "reviewer", "senior": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let senior = v["token"].as_str().unwrap().to_string();
+    (pid, service, annotator, reviewer, senior)
+}
+
+async fn label(app: &TestApp, pid: i64, id: i64, token: &str, l: &str) -> (u16, Value) {
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/items/{id}/labels"),
+            token,
+            json!({ "label": l }),
+        )
+        .await;
+    (s.as_u16(), v)
+}
+
+async fn by_external(app: &TestApp, pid: i64, ext: &str) -> Value {
+    app.get(
+        &format!("/api/v1/projects/{pid}/items/by-external/{ext}"),
+        ADMIN,
+    )
+    .await
+    .1
+}
+
+fn live_labels(item: &Value) -> usize {
+    item["labels"].as_array().map_or(0, |l| l.len())
+}
+
+async fn decided_items_keep_their_tier(app: TestApp) {
+    let (pid, service, annotator, reviewer, senior) = setup(&app).await;
+    let (s, out) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/predict"),
+            &service,
+            json!({"enqueue": true, "items": [
+                {"external_id": "big", "features": [60.0], "meta": {"amount": 72000}},
+                {"external_id": "sure", "features": [60.0]},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["predictions"][0]["route"], "escalate", "{out}");
+    assert_eq!(out["predictions"][1]["route"], "auto", "{out}");
+    let big = out["predictions"][0]["item_id"].as_i64().unwrap();
+    let sure = by_external(&app, pid, "sure").await["id"].as_i64().unwrap();
+
+    // A senior decides the escalated case.
+    let (s, v) = label(&app, pid, big, &senior, "spam").await;
+    assert_eq!(s, 201, "{v}");
+    // Neither an annotator nor an ordinary reviewer can change it.
+    let (s, v) = label(&app, pid, big, &annotator, "ham").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    let (s, v) = label(&app, pid, big, &reviewer, "ham").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    let item = by_external(&app, pid, "big").await;
+    assert_eq!(item["label"], "spam", "{item}");
+    // Another senior can, and it is an override, with one live label.
+    let (s, v) = label(&app, pid, big, ADMIN, "ham").await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["source"], "override", "{v}");
+    let item = by_external(&app, pid, "big").await;
+    assert_eq!(
+        (item["label"].as_str(), live_labels(&item)),
+        (Some("ham"), 1),
+        "{item}"
+    );
+
+    // The model's auto decision: not an annotator's to change.
+    let (s, v) = label(&app, pid, sure, &annotator, "ham").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    assert_eq!(by_external(&app, pid, "sure").await["decided_by"], "model");
+    let (s, v) = label(&app, pid, sure, &reviewer, "ham").await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["source"], "override", "{v}");
+    let item = by_external(&app, pid, "sure").await;
+    assert_eq!(
+        (item["label"].as_str(), item["decided_by"].as_str()),
+        (Some("ham"), Some("human")),
+        "{item}"
+    );
+}
+
+both_backends!(
+    decided_items_change_only_by_their_tier,
+    super::decided_items_keep_their_tier
+);
+
+async fn one_live_label(app: TestApp) {
+    let (pid, _, annotator, reviewer, _) = setup(&app).await;
+    let other = app.token("ann2", "annotator").await;
+    let rows: Vec<Value> = (0..4)
+        .map(|i| json!({"external_id": format!("u{i}"), "features": [i as f64]}))
+        .collect();
+    app.import_json(pid, &rows).await;
+    let id = by_external(&app, pid, "u1").await["id"].as_i64().unwrap();
+    let (s, v) = label(&app, pid, id, &annotator, "ham").await;
+    assert_eq!(s, 201, "{v}");
+    // Someone else's label is not another annotator's to replace.
+    let (s, v) = label(&app, pid, id, &other, "spam").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    // Its author corrects it: still one live label.
+    let (s, v) = label(&app, pid, id, &annotator, "spam").await;
+    assert_eq!(s, 201, "{v}");
+    let item = by_external(&app, pid, "u1").await;
+    assert_eq!(
+        (item["label"].as_str(), live_labels(&item)),
+        (Some("spam"), 1),
+        "{item}"
+    );
+    // A reviewer overrides it, recorded as such.
+    let (s, v) = label(&app, pid, id, &reviewer, "ham").await;
+    assert_eq!((s, v["source"].as_str()), (201, Some("override")), "{v}");
+    let item = by_external(&app, pid, "u1").await;
+    assert_eq!(live_labels(&item), 1, "{item}");
+
+    // Two annotators racing for the same unleased item: one label wins,
+    // the other is refused, never two live labels.
+    let id = by_external(&app, pid, "u2").await["id"].as_i64().unwrap();
+    let (a, b) = tokio::join!(
+        label(&app, pid, id, &annotator, "ham"),
+        label(&app, pid, id, &other, "spam")
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [201, 409], "{a:?} {b:?}");
+    assert_eq!(live_labels(&by_external(&app, pid, "u2").await), 1);
+}
+
+both_backends!(one_live_label_per_item, super::one_live_label);
