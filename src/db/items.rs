@@ -873,6 +873,21 @@ async fn write_score_chunk(
     Ok(())
 }
 
+/// Why predictions could not be stored.
+#[derive(Debug)]
+pub enum StoreError {
+    /// This external id names an item (stored, or earlier in the batch)
+    /// with other text or features.
+    OtherContent(String),
+    Db(DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        StoreError::Db(e)
+    }
+}
+
 /// A prediction stored with `enqueue: true`: routed to people (status
 /// `review`, with its tier) or accepted automatically (status `auto`,
 /// decided by the model; an audited one goes to review instead).
@@ -895,30 +910,55 @@ pub async fn store_predictions(
     project_id: i64,
     actor: &str,
     rows: Vec<StoredPrediction>,
-) -> Result<Vec<i64>, DbErr> {
+) -> Result<Vec<i64>, StoreError> {
     use super::entities::decisions;
     let txn = db.begin().await?;
     let now = Utc::now();
     let exts: Vec<String> = rows.iter().map(|r| r.item.external_id.clone()).collect();
+    // One external id, one content: a case sent again (a retry) finds its
+    // item; the same id with other text or features is refused, in the
+    // batch or against a stored item, so a decision is never handed back
+    // for content it was not made on.
+    let content = |t: &Option<String>, f: &Option<Vec<u8>>| (t.clone(), f.clone());
+    let mut sent: HashMap<&str, (Option<String>, Option<Vec<u8>>)> = HashMap::new();
+    for r in &rows {
+        let c = content(
+            &r.item.text,
+            &r.item.features.as_deref().map(encode_features),
+        );
+        if let Some(prev) = sent.insert(r.item.external_id.as_str(), c.clone()) {
+            if prev != c {
+                return Err(StoreError::OtherContent(r.item.external_id.clone()));
+            }
+        }
+    }
     let existing: HashSet<String> = {
         let mut e = HashSet::new();
         for chunk in exts.chunks(CHUNK) {
-            e.extend(
-                Items::find()
-                    .select_only()
-                    .column(items::Column::ExternalId)
-                    .filter(items::Column::ProjectId.eq(project_id))
-                    .filter(items::Column::ExternalId.is_in(chunk.iter().map(|s| s.as_str())))
-                    .into_tuple::<String>()
-                    .all(&txn)
-                    .await?,
-            );
+            let found: Vec<(String, Option<String>, Option<Vec<u8>>)> = Items::find()
+                .select_only()
+                .column(items::Column::ExternalId)
+                .column(items::Column::Text)
+                .column(items::Column::Features)
+                .filter(items::Column::ProjectId.eq(project_id))
+                .filter(items::Column::ExternalId.is_in(chunk.iter().map(|s| s.as_str())))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            for (ext, t, f) in found {
+                if sent.get(ext.as_str()) != Some(&content(&t, &f)) {
+                    return Err(StoreError::OtherContent(ext));
+                }
+                e.insert(ext);
+            }
         }
         e
     };
+    let mut once = HashSet::new();
     let fresh: Vec<&StoredPrediction> = rows
         .iter()
         .filter(|r| !existing.contains(&r.item.external_id))
+        .filter(|r| once.insert(r.item.external_id.as_str()))
         .collect();
     for chunk in fresh.chunks(CHUNK) {
         let models = chunk.iter().map(|r| {

@@ -941,7 +941,8 @@ fn operations() -> Vec<Op> {
             (404, "no such project or item"),
             (
                 409,
-                "leased to someone else, or already labelled by the caller",
+                "leased to someone else, already labelled by the caller, or (one label \
+                 per item) labelled by someone else: reviewers change it",
             ),
         ]),
         op(
@@ -954,7 +955,10 @@ fn operations() -> Vec<Op> {
         .empty(204, "undone")
         .errs(&[
             (404, "no such project or label"),
-            (409, "the label was already undone"),
+            (
+                409,
+                "the label was already undone, or replaced by a later label",
+            ),
         ]),
         // models.rs
         op(
@@ -1074,7 +1078,11 @@ fn operations() -> Vec<Op> {
             );
             o.errs(&[
                 NO_PROJECT,
-                (409, "no model has been trained yet (`no_model`)"),
+                (
+                    409,
+                    "no model has been trained yet (`no_model`), or with `enqueue` an \
+                     external_id that names an item with other content (`conflict`)",
+                ),
                 (415, "an .npy body for a project whose model reads text"),
             ])
         },

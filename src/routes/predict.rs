@@ -187,7 +187,16 @@ async fn predict(
     count_routes(&state, p.id, per_route).await?;
     if !stored.is_empty() {
         let (idx, rows): (Vec<usize>, Vec<StoredPrediction>) = stored.into_iter().unzip();
-        let ids = db::items::store_predictions(&state.db, p.id, &caller.name, rows).await?;
+        let ids = db::items::store_predictions(&state.db, p.id, &caller.name, rows)
+            .await
+            .map_err(|e| match e {
+                db::items::StoreError::OtherContent(ext) => ApiError::conflict(format!(
+                    "external_id {:?} already names an item with other content; \
+                     send each case under an id of its own",
+                    ext.chars().take(200).collect::<String>()
+                )),
+                db::items::StoreError::Db(e) => e.into(),
+            })?;
         for (i, id) in idx.into_iter().zip(ids) {
             predictions[i]["item_id"] = json!(id);
         }

@@ -179,3 +179,63 @@ async fn one_live_label(app: TestApp) {
 }
 
 both_backends!(one_live_label_per_item, super::one_live_label);
+
+/// A service enqueueing a case under an external id that names an item
+/// with other content gets 409, and nothing is stored; the same case sent
+/// again (a retry) finds its item.
+async fn enqueue_other_content(app: TestApp) {
+    let (pid, service, ..) = setup(&app).await;
+    let path = format!("/api/v1/projects/{pid}/predict");
+    // seed3 is a pool item with features [-33.0].
+    let (s, v) = app
+        .post(
+            &path,
+            &service,
+            json!({"enqueue": true, "items": [
+            {"external_id": "seed3", "features": [50.0]}]}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    // One id twice in a batch with different content: refused whole.
+    let (s, v) = app
+        .post(
+            &path,
+            &service,
+            json!({"enqueue": true, "items": [
+            {"external_id": "c1", "features": [1.0]},
+            {"external_id": "c1", "features": [2.0]}]}),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    let (s, _) = app
+        .get(
+            &format!("/api/v1/projects/{pid}/items/by-external/c1"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(s, 404, "nothing of the refused batch is stored");
+    // A retry of the same case finds the same item.
+    let case = json!({"enqueue": true, "items": [{"external_id": "c2", "features": [0.5]}]});
+    let (s, a) = app.post(&path, &service, case.clone()).await;
+    assert_eq!(s, 200, "{a}");
+    let (s, b) = app.post(&path, &service, case).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        a["predictions"][0]["item_id"],
+        b["predictions"][0]["item_id"]
+    );
+    assert!(a["predictions"][0]["item_id"].is_i64());
+}
+
+both_backends!(
+    enqueue_never_hands_back_other_content,
+    super::enqueue_other_content
+);
