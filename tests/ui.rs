@@ -703,6 +703,13 @@ async fn browser_ui() {
         .await
         .unwrap();
     wait_js(&c, "the learning curve", "document.querySelectorAll('#chart-learning svg circle.point[data-series=accuracy]').length === 4").await;
+    // The estimate's 95 % interval is drawn as a band behind its line.
+    wait_js(
+        &c,
+        "the accuracy interval band",
+        "document.querySelectorAll('#chart-learning svg polygon.series-band').length === 1",
+    )
+    .await;
     wait_js(
         &c,
         "the label distribution",

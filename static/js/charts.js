@@ -85,7 +85,7 @@ export function lineChart({ series, xLabel, yLabel, yMin, yMax, fmtX = String, f
       }));
     }
     for (const p of pts) {
-      g.append(s("circle", { cx: x(p.x), cy: y(p.y), r: 4.5, fill: "#fff", stroke: se.color, "stroke-width": 2.5, class: "point", "data-series": se.name },
+      g.append(s("circle", { cx: x(p.x), cy: y(p.y), r: 4.5, fill: "#fff", stroke: se.color, "stroke-width": 2.5, class: "point", "data-series": se.key ?? se.name },
         title(p.tip || `${se.name}: ${fmtY(p.y)} at ${fmtX(p.x)}`)));
     }
   }

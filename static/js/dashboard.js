@@ -101,11 +101,11 @@ function learning(curve) {
   const range = (v) => iv(v) ? ` (95 % interval ${fmt.pct(v.accuracy_interval[0], 1)}–${fmt.pct(v.accuracy_interval[1], 1)})` : "";
   const tip = (v, what, x, extra = "") => `v${v.version} · ${fmt.int(v.n_labels)} labels · ${what} ${fmt.pct(x, 1)}${extra}`;
   const series = [{
-    name: "accuracy on all items (estimated)", color: C.accuracy,
+    key: "accuracy", name: "accuracy on all items (estimated)", color: C.accuracy,
     points: pts.map((v) => ({ x: v.n_labels, y: v.accuracy, tip: tip(v, "estimated accuracy", v.accuracy, range(v)) })),
     band: pts.filter(iv).map((v) => ({ x: v.n_labels, lo: v.accuracy_interval[0], hi: v.accuracy_interval[1] })),
   }];
-  if (cv.length) series.push({ name: "on the labels chosen (cross-validated)", color: C.f1, dash: "6 4", points: cv.map((v) => ({ x: v.n_labels, y: v.cv_accuracy, tip: tip(v, "cross-validated accuracy of the chosen labels", v.cv_accuracy) })) });
+  if (cv.length) series.push({ key: "cv_accuracy", name: "on the labels chosen (cross-validated)", color: C.f1, dash: "6 4", points: cv.map((v) => ({ x: v.n_labels, y: v.cv_accuracy, tip: tip(v, "cross-validated accuracy of the chosen labels", v.cv_accuracy) })) });
   const lo = Math.min(...series.flatMap((s) => s.points.map((p) => p.y)));
   const last = pts[pts.length - 1];
   return [
