@@ -82,11 +82,38 @@ pub struct ApiError {
     cause: Option<anyhow::Error>,
 }
 
+/// Longest message an answer carries (and the log repeats): a message that
+/// echoes a caller's value is cut, so a 15 MiB label cannot come back in
+/// the answer or fill the log.
+pub const MAX_MESSAGE_CHARS: usize = 1_000;
+/// Longest caller value a message quotes.
+pub const MAX_ECHO_CHARS: usize = 200;
+
+/// A caller's value as an error message quotes it: debug-quoted, at most
+/// [`MAX_ECHO_CHARS`] characters of it.
+pub fn echo(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_ECHO_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX_ECHO_CHARS).collect();
+        format!("{head:?}… ({n} characters)")
+    }
+}
+
+fn capped(mut m: String) -> String {
+    if let Some((cut, _)) = m.char_indices().nth(MAX_MESSAGE_CHARS) {
+        m.truncate(cut);
+        m.push_str("… (cut)");
+    }
+    m
+}
+
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             code,
-            message: message.into(),
+            message: capped(message.into()),
             cause: None,
         }
     }

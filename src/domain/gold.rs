@@ -62,7 +62,8 @@ pub fn check_gold(
         if let Some(s) = &r.suggest {
             if labels.index_of(s).is_none() {
                 return Err(err(format!(
-                    "suggest {s:?} is not one of this project's labels"
+                    "suggest {} is not one of this project's labels",
+                    crate::error::echo(s)
                 )));
             }
         }

@@ -306,7 +306,10 @@ pub fn check_row(
             return Err("label is not accepted here".into());
         }
         if rules.labels.index_of(l).is_none() {
-            return Err(format!("label {l:?} is not one of this project's labels"));
+            return Err(format!(
+                "label {} is not one of this project's labels",
+                crate::error::echo(l)
+            ));
         }
     }
     Ok(NewItem {

@@ -49,6 +49,10 @@ pub enum LearnerError {
     Fit(String),
     #[error("model (de)serialization failed: {0}")]
     Serde(String),
+    /// The fitted model's outputs are not finite numbers (features of
+    /// extreme magnitude, such as ±1e300): it must not serve.
+    #[error("the model's outputs are not finite numbers: features of extreme magnitude?")]
+    NotFinite,
 }
 
 /// Hyperparameters of [`train`]; `Default` is what the server uses.
@@ -188,6 +192,12 @@ pub fn train(
     let fit = design.fit_warm(&all, labels, &chosen, init)?;
     let model = FittedModel::new(featurizer, n_classes, &design, &fit, &chosen, labels.len())
         .with_temperature(metrics.temperature);
+    // A model that answers NaN would route everything to people with no
+    // confidence at all: refuse it here, before anything stores it.
+    let probe = &labeled[..labeled.len().min(256)];
+    if model.predict_proba(probe)?.iter().any(|p| !p.is_finite()) {
+        return Err(LearnerError::NotFinite);
+    }
     Ok((model, metrics))
 }
 

@@ -29,6 +29,10 @@ pub fn train_error(e: TrainError) -> ApiError {
             "training needs labels of at least 2 classes",
         ),
         TrainError::Db(e) => ApiError::internal(e),
+        TrainError::Learner(crate::learner::LearnerError::NotFinite) => ApiError::conflict(
+            "the model trained on these labels answers no finite probabilities (features of \
+             extreme magnitude?); it was not stored, the active model stays",
+        ),
         TrainError::Learner(e) => ApiError::internal(e),
         TrainError::Other(e) => ApiError::internal(e),
     }

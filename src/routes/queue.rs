@@ -200,8 +200,8 @@ async fn create_label(
     let (p, spec) = project_or_404(&state, pid).await?;
     if spec.labels.index_of(&body.label).is_none() {
         return Err(ApiError::invalid(format!(
-            "label {:?} is not one of this project's labels",
-            body.label
+            "label {} is not one of this project's labels",
+            crate::error::echo(&body.label)
         )));
     }
     if let Some(d) = body.duration_ms {

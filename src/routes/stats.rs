@@ -196,6 +196,18 @@ async fn export(
         .streaming(body))
 }
 
+/// A CSV cell that a spreadsheet will not run as a formula (OWASP's CSV
+/// injection advice): text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return gets a leading `'`. Numbers are written by loupe itself
+/// and left alone.
+fn spreadsheet_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 /// Appends one page of the export to `out`; returns the last id and whether
 /// this was the last page.
 async fn export_page(
@@ -253,11 +265,11 @@ async fn export_page(
                     .unwrap_or_default();
                 let _ = w.write_record([
                     r.id.to_string(),
-                    r.external_id.clone(),
-                    r.final_label.clone().unwrap_or_default(),
-                    r.text.clone().unwrap_or_default(),
+                    spreadsheet_safe(&r.external_id),
+                    spreadsheet_safe(r.final_label.as_deref().unwrap_or_default()),
+                    spreadsheet_safe(r.text.as_deref().unwrap_or_default()),
                     feats,
-                    who.join(" "),
+                    spreadsheet_safe(&who.join(" ")),
                 ]);
                 if let Ok(b) = w.into_inner() {
                     out.push_str(&String::from_utf8_lossy(&b));

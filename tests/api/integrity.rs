@@ -239,3 +239,90 @@ both_backends!(
     enqueue_never_hands_back_other_content,
     super::enqueue_other_content
 );
+
+/// An unknown label of a megabyte comes back cut in the error, not whole;
+/// a CSV export does not hand spreadsheet formulas over.
+async fn echoes_and_formulas(app: TestApp) {
+    let (pid, ..) = setup(&app).await;
+    let rows = vec![
+        json!({"external_id": "=HYPERLINK(\"http://x\")", "features": [1.0], "label": "ham"}),
+        json!({"external_id": "plain", "features": [2.0], "label": "spam"}),
+    ];
+    app.import_json(pid, &rows).await;
+    let id = by_external(&app, pid, "plain").await["id"]
+        .as_i64()
+        .unwrap();
+    let huge = "x".repeat(1 << 20);
+    let (s, v) = label(&app, pid, id, ADMIN, &huge).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.len() < 1_500, "{} bytes echoed", msg.len());
+    let r = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/projects/{pid}/export?format=csv"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    let csv = r.text().await.unwrap();
+    assert!(csv.contains("'=HYPERLINK"), "{csv}");
+    assert!(!csv.contains(",=HYPERLINK"), "{csv}");
+}
+
+both_backends!(no_floods_no_formulas, super::echoes_and_formulas);
+
+/// Extreme finite features (±1e300) must not give an active model that
+/// answers NaN: the training is refused and nothing is activated.
+async fn extreme_features(app: TestApp) {
+    let pid = app
+        .project(json!({"name": "huge", "labels": ["a", "b"], "retrain_cron": null}))
+        .await;
+    let rows: Vec<Value> = (0..30)
+        .map(|i| {
+            let x = if i % 2 == 0 { 1e300 } else { -1e300 };
+            json!({"external_id": format!("h{i}"), "features": [x, i as f64],
+                   "label": if i % 2 == 0 { "a" } else { "b" }})
+        })
+        .collect();
+    app.import_json(pid, &rows).await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/train?wait=true"),
+            ADMIN,
+            json!({}),
+        )
+        .await;
+    if s == 201 {
+        // A model that did train must answer finite confidences.
+        let (s, out) = app
+            .post(
+                &format!("/api/v1/projects/{pid}/predict"),
+                ADMIN,
+                json!({"items": [{"features": [1e300, 3.0]}, {"features": [0.0, 1.0]}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{out}");
+        for p in out["predictions"].as_array().unwrap() {
+            assert!(
+                p["confidence"].as_f64().is_some_and(f64::is_finite),
+                "{out}"
+            );
+        }
+    } else {
+        assert_eq!(
+            (s.as_u16(), v["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{v}"
+        );
+        let (s, _) = app
+            .get(&format!("/api/v1/projects/{pid}/models/active"), ADMIN)
+            .await;
+        assert_eq!(s, 404, "no model was activated");
+    }
+}
+
+both_backends!(extreme_features_never_serve_nan, super::extreme_features);
