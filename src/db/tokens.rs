@@ -68,16 +68,42 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<tokens::Model>, DbErr
 }
 
 /// Revokes a token; false when there is no such token.
-pub async fn revoke(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
-    let Some(t) = Tokens::find_by_id(id).one(db).await? else {
-        return Ok(false);
+/// What a revocation did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    Done,
+    NotFound,
+    /// Refused: it is the last live admin token, and nobody could manage
+    /// the server after it.
+    LastAdmin,
+}
+
+pub async fn revoke(db: &sea_orm::DatabaseConnection, id: i64) -> Result<Revoked, DbErr> {
+    use sea_orm::{QuerySelect, TransactionTrait};
+    let txn = db.begin().await?;
+    let Some(t) = Tokens::find_by_id(id).one(&txn).await? else {
+        return Ok(Revoked::NotFound);
     };
     if t.revoked_at.is_none() {
+        if t.role == "admin" {
+            // The live admins, locked: two revocations at once cannot
+            // each leave the other as the last one.
+            let admins = Tokens::find()
+                .filter(tokens::Column::Role.eq("admin"))
+                .filter(tokens::Column::RevokedAt.is_null())
+                .lock_exclusive()
+                .all(&txn)
+                .await?;
+            if admins.iter().all(|a| a.id == t.id) {
+                return Ok(Revoked::LastAdmin);
+            }
+        }
         let mut am: tokens::ActiveModel = t.into();
         am.revoked_at = Set(Some(Utc::now()));
-        am.update(db).await?;
+        am.update(&txn).await?;
     }
-    Ok(true)
+    txn.commit().await?;
+    Ok(Revoked::Done)
 }
 
 pub async fn any_live_admin(db: &impl ConnectionTrait) -> Result<bool, DbErr> {

@@ -719,7 +719,10 @@ fn operations() -> Vec<Op> {
             Some("admin"),
         )
         .empty(204, "revoked")
-        .err(404, "no such token"),
+        .errs(&[
+            (404, "no such token"),
+            (409, "the last live admin token (create another admin first)"),
+        ]),
         op(
             Get,
             "/api/v1/me",

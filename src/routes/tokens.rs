@@ -72,10 +72,12 @@ async fn revoke(
     caller.require(Role::Admin)?;
     let revoked = db::tokens::revoke(&state.db, path.into_inner()).await?;
     state.tokens.clear();
-    if revoked {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::not_found("token"))
+    match revoked {
+        db::tokens::Revoked::Done => Ok(HttpResponse::NoContent().finish()),
+        db::tokens::Revoked::NotFound => Err(ApiError::not_found("token")),
+        db::tokens::Revoked::LastAdmin => Err(ApiError::conflict(
+            "this is the last live admin token: create another admin first",
+        )),
     }
 }
 

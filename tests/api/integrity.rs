@@ -326,3 +326,38 @@ async fn extreme_features(app: TestApp) {
 }
 
 both_backends!(extreme_features_never_serve_nan, super::extreme_features);
+
+/// The last live admin token cannot be revoked (nobody could manage the
+/// server after it); with a second admin, it can.
+async fn last_admin(app: TestApp) {
+    let (_, list) = app.get("/api/v1/tokens", ADMIN).await;
+    let admin_id = list
+        .as_array()
+        .or_else(|| list["tokens"].as_array())
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "admin")
+        .and_then(|t| t["id"].as_i64())
+        .unwrap();
+    let revoke = |id: i64, token: String| {
+        let app = &app;
+        async move {
+            app.call(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/tokens/{id}"),
+                Some(&token),
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    assert_eq!(revoke(admin_id, ADMIN.into()).await, 409);
+    assert_eq!(app.get("/api/v1/me", ADMIN).await.0, 200, "still an admin");
+    let second = app.token("admin2", "admin").await;
+    assert_eq!(revoke(admin_id, second.clone()).await, 204);
+    assert_eq!(app.get("/api/v1/me", ADMIN).await.0, 401);
+}
+
+both_backends!(the_last_admin_stays, super::last_admin);
