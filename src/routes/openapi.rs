@@ -721,7 +721,10 @@ fn operations() -> Vec<Op> {
         .empty(204, "revoked")
         .errs(&[
             (404, "no such token"),
-            (409, "the last live admin token (create another admin first)"),
+            (
+                409,
+                "the last live admin token (create another admin first)",
+            ),
         ]),
         op(
             Get,
