@@ -40,6 +40,10 @@ pub async fn insert(
     let txn = db.begin().await?;
     let mut out = GoldOutcome::default();
     let now = Utc::now();
+    // Shown as a prediction of the active model, as review items are.
+    let version = super::models::active(&txn, project_id)
+        .await?
+        .map(|v| v.version);
     for g in rows {
         let model = items::ActiveModel {
             id: NotSet,
@@ -54,7 +58,7 @@ pub async fn insert(
             lease_expires_at: Set(None),
             pred_label: Set(Some(g.suggestion.clone())),
             pred_confidence: Set(Some(g.confidence)),
-            pred_version: Set(None),
+            pred_version: Set(version),
             final_label: Set(None),
             decided_by: Set(None),
             created_at: Set(now),

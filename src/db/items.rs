@@ -282,8 +282,11 @@ pub async fn list(
     limit: u64,
 ) -> Result<Vec<Item>, DbErr> {
     let mut q = Items::find().filter(items::Column::ProjectId.eq(project_id));
-    if let Some(s) = status {
-        q = q.filter(items::Column::Status.eq(s));
+    match status {
+        // Gold items are listed as the review items they pass for.
+        Some("review") => q = q.filter(items::Column::Status.is_in(["review", "gold"])),
+        Some(s) => q = q.filter(items::Column::Status.eq(s)),
+        None => {}
     }
     if let Some(a) = after {
         q = q.filter(items::Column::Id.gt(a));

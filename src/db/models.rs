@@ -83,6 +83,17 @@ pub async fn insert_active(
     }
     .insert(&txn)
     .await?;
+    // Gold items pass for review items of the active model: nothing in
+    // them may tell a reviewer they are gold.
+    super::entities::items::Entity::update_many()
+        .col_expr(
+            super::entities::items::Column::PredVersion,
+            Expr::value(m.version),
+        )
+        .filter(super::entities::items::Column::ProjectId.eq(v.project_id))
+        .filter(super::entities::items::Column::Status.eq("gold"))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     Ok(VersionMeta {
         id: m.id,

@@ -96,7 +96,7 @@ fn gold_item(i: &Item) -> Value {
         "features": i.features.as_deref().map(db::items::decode_features),
         "meta": i.meta,
         "status": "review",
-        "prediction": {"label": i.pred_label, "confidence": i.pred_confidence, "model_version": null},
+        "prediction": {"label": i.pred_label, "confidence": i.pred_confidence, "model_version": i.pred_version},
         "label": null,
         "decided_by": null,
         "labels": [],

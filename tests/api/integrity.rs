@@ -361,3 +361,58 @@ async fn last_admin(app: TestApp) {
 }
 
 both_backends!(the_last_admin_stays, super::last_admin);
+
+/// Gold items read like the review items they are mixed with, in every
+/// view a reviewer reaches: listed under `status=review`, with the active
+/// model's version on their suggestion (the attack run told them apart by
+/// both).
+async fn gold_undetectable(app: TestApp) {
+    let (pid, service, _, reviewer, _) = setup(&app).await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/gold"),
+            ADMIN,
+            json!([{"external_id": "g1", "features": [0.2], "label": "spam", "suggest": "ham"}]),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (s, out) = app
+        .post(
+            &format!("/api/v1/projects/{pid}/predict"),
+            &service,
+            json!({"enqueue": true, "items": [{"external_id": "real", "features": [0.3]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["predictions"][0]["route"], "review", "{out}");
+    let (s, v) = app
+        .get(
+            &format!("/api/v1/projects/{pid}/items?status=review"),
+            &reviewer,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    let find = |ext: &str| {
+        items
+            .iter()
+            .find(|i| i["external_id"] == ext)
+            .unwrap_or_else(|| panic!("{ext} not listed under status=review: {v}"))
+            .clone()
+    };
+    let (gold, real) = (find("g1"), find("real"));
+    assert_eq!(gold["status"], real["status"]);
+    assert_eq!(
+        gold["prediction"]["model_version"], real["prediction"]["model_version"],
+        "{gold} {real}"
+    );
+    assert!(gold["prediction"]["model_version"].is_i64(), "{gold}");
+    let keys = |i: &Value| {
+        let mut k: Vec<String> = i.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&gold), keys(&real));
+}
+
+both_backends!(gold_items_pass_for_review_items, super::gold_undetectable);
