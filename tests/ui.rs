@@ -826,6 +826,9 @@ async fn browser_ui() {
     );
     let p = srv.get(&format!("/projects/{pid}")).await;
     assert_eq!(p["lease_seconds"], 900, "{p}");
+    // Saving another field keeps the default strategy (the form had no
+    // `auto` and sent `entropy`).
+    assert_eq!(p["strategy"], "auto", "{p}");
 
     let upload_dir = tempfile::tempdir().unwrap();
     let csv_path = upload_dir.path().join("more-mail.csv");

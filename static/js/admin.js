@@ -3,6 +3,7 @@ import { del, download, get, patch, post, session, upload } from "./api.js";
 import { clear, errorBox, fmt, h, hotkeys, toast } from "./util.js";
 
 const STRATEGIES = [
+  ["auto", "Auto (default) — diverse uncertain batches, a fifth at random"],
   ["entropy", "Entropy — most uncertain overall"],
   ["margin", "Margin — closest top two labels"],
   ["least_confidence", "Least confidence — lowest top label"],
